@@ -19,4 +19,7 @@
 
 pub mod audio;
 pub mod clock;
+pub mod config;
 pub mod device;
+pub mod store;
+pub mod timeline;
