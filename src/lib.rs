@@ -23,3 +23,4 @@ pub mod config;
 pub mod device;
 pub mod store;
 pub mod timeline;
+pub mod vad;
