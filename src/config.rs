@@ -39,6 +39,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Grouping speech into conversations.
     pub timeline: TimelineConfig,
+    /// Finding speech (Silero VAD).
+    pub vad: crate::vad::VadParams,
 }
 
 /// `[timeline]`: how conversations are grouped.

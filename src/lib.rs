@@ -18,9 +18,14 @@
 //! work finishes.
 
 pub mod audio;
+pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod device;
+pub mod engine;
+pub mod exit;
 pub mod store;
+pub mod term;
 pub mod timeline;
 pub mod vad;

@@ -257,8 +257,11 @@ impl Ledger {
         let tx = self.conn.transaction().ctx("cannot start transaction")?;
         tx.execute("DELETE FROM runs WHERE capture_id = ?1", [capture_id])
             .ctx("cannot replace runs")?;
-        tx.execute("DELETE FROM anomalies WHERE capture_id = ?1", [capture_id])
-            .ctx("cannot replace anomalies")?;
+        tx.execute(
+            "DELETE FROM anomalies WHERE capture_id = ?1 AND stage = 'analysis'",
+            [capture_id],
+        )
+        .ctx("cannot replace anomalies")?;
         for (i, r) in runs.iter().enumerate() {
             tx.execute(
                 "INSERT INTO runs (capture_id, run_index, first_frame, frame_count, samples, start_ms, clock, bad_frames)
@@ -278,8 +281,15 @@ impl Ledger {
         }
         for a in anomalies {
             tx.execute(
-                "INSERT INTO anomalies (capture_id, origin, byte_offset, message, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![capture_id, origin, a.offset.map(|o| o as i64), a.message, now],
+                "INSERT INTO anomalies (capture_id, origin, stage, byte_offset, message, at_ms)
+                 VALUES (?1, ?2, 'analysis', ?3, ?4, ?5)",
+                params![
+                    capture_id,
+                    origin,
+                    a.offset.map(|o| o as i64),
+                    a.message,
+                    now
+                ],
             )
             .ctx("cannot record anomaly")?;
         }
@@ -328,8 +338,9 @@ impl Ledger {
             .collect()
     }
 
-    /// Records an anomaly found outside any capture (a file that could not be
-    /// imported at all), or about one.
+    /// Records an anomaly found while importing: about a capture, or about a
+    /// file that could not be imported at all (`capture_id` is `None`). These
+    /// survive re-analysis.
     pub fn add_anomaly(
         &self,
         capture_id: Option<i64>,
@@ -338,7 +349,8 @@ impl Ledger {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO anomalies (capture_id, origin, byte_offset, message, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO anomalies (capture_id, origin, stage, byte_offset, message, at_ms)
+                 VALUES (?1, ?2, 'import', ?3, ?4, ?5)",
                 params![
                     capture_id,
                     origin,

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
         id          INTEGER PRIMARY KEY,
         capture_id  INTEGER REFERENCES captures(id) ON DELETE CASCADE,
         origin      TEXT    NOT NULL,
+        stage       TEXT    NOT NULL CHECK (stage IN ('import', 'analysis')),
         byte_offset INTEGER,
         message     TEXT    NOT NULL,
         at_ms       INTEGER NOT NULL

@@ -245,7 +245,7 @@ pub fn build(segments: &[Segment], overrides: &[Override], rules: &Rules) -> Tim
                     break;
                 }
             }
-            members.sort_by(|a, b| (a.start, a.end, a.id).cmp(&(b.start, b.end, b.id)));
+            members.sort_by_key(|s| (s.start, s.end, s.id));
             let id = conversation_id(group.iter().map(|s| s.key.as_str()));
             conversations.push(Conversation {
                 id,
