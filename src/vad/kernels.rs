@@ -8,8 +8,10 @@
 
 /// Output rows per panel of a [`Dense`] layer (two AVX registers).
 const ROWS: usize = 16;
-/// Columns computed together by the [`Dense`] kernel.
-const TILE: usize = 4;
+/// Columns computed together by the [`Dense`] kernel: 6 columns × 2
+/// registers of accumulators, plus the weights and one broadcast, fill the
+/// 16 AVX registers.
+const TILE: usize = 6;
 
 /// Where the columns of an activation matrix live in a slice: column `j`
 /// starts at `base + (j / per_group) · group_step + (j % per_group) · step`
@@ -120,17 +122,39 @@ impl Dense {
                 .expect("ROWS wide");
             let mut j = 0;
             while j + TILE <= n {
-                let xs: [&[f32]; TILE] = std::array::from_fn(|c| &x[xc.offset(j + c)..][..k]);
-                let acc = tile::<TILE, FUSED>(panel, bias, xs);
-                for (c, a) in acc.iter().enumerate() {
-                    store(&mut y[yc.offset(j + c) + p * ROWS..][..ROWS], a, relu);
-                }
+                self.tile_into::<TILE, FUSED>(panel, p, bias, x, xc, j, y, yc, relu);
                 j += TILE;
             }
-            for j in j..n {
-                let acc = tile::<1, FUSED>(panel, bias, [&x[xc.offset(j)..][..k]]);
-                store(&mut y[yc.offset(j) + p * ROWS..][..ROWS], &acc[0], relu);
+            match n - j {
+                0 => {}
+                1 => self.tile_into::<1, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                2 => self.tile_into::<2, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                3 => self.tile_into::<3, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                4 => self.tile_into::<4, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                _ => self.tile_into::<5, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
             }
+        }
+    }
+
+    /// Columns `j..j + C` of output panel `p`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tile_into<const C: usize, const FUSED: bool>(
+        &self,
+        panel: &[f32],
+        p: usize,
+        bias: &[f32; ROWS],
+        x: &[f32],
+        xc: Columns,
+        j: usize,
+        y: &mut [f32],
+        yc: Columns,
+        relu: bool,
+    ) {
+        let xs: [&[f32]; C] = std::array::from_fn(|c| &x[xc.offset(j + c)..][..self.k]);
+        let acc = tile::<C, FUSED>(panel, bias, xs);
+        for (c, a) in acc.iter().enumerate() {
+            store(&mut y[yc.offset(j + c) + p * ROWS..][..ROWS], a, relu);
         }
     }
 }
@@ -142,9 +166,13 @@ fn tile<const C: usize, const FUSED: bool>(
     bias: &[f32; ROWS],
     xs: [&[f32]; C],
 ) -> [[f32; ROWS]; C] {
+    let k = panel.len() / ROWS;
+    assert!(panel.len() == k * ROWS && xs.iter().all(|x| x.len() == k));
     let mut acc = [*bias; C];
-    for (kk, w) in panel.chunks_exact(ROWS).enumerate() {
-        let w: &[f32; ROWS] = w.try_into().expect("ROWS wide");
+    for kk in 0..k {
+        let w: &[f32; ROWS] = panel[kk * ROWS..(kk + 1) * ROWS]
+            .try_into()
+            .expect("ROWS wide");
         for c in 0..C {
             let xv = xs[c][kk];
             for l in 0..ROWS {
