@@ -387,6 +387,12 @@ mod tests {
             );
             assert_eq!(single[..], y[5 + j * rows..5 + (j + 1) * rows]);
         }
+        // The portable (unfused) version agrees to rounding.
+        let mut portable = vec![f32::NAN; n * rows + 5];
+        layer.apply_generic::<false>(&x, xc, n, &mut portable, yc, false);
+        for (a, b) in portable[5..].iter().zip(&y[5..]) {
+            assert!((a - b).abs() < 1e-5);
+        }
         // ReLU.
         layer.apply(&x, xc, n, &mut y, yc, true);
         assert!(y[5..].iter().all(|&v| v >= 0.0) && y[5..].iter().any(|&v| v > 0.0));
@@ -440,13 +446,11 @@ mod tests {
         let mut c: [f32; HIDDEN] = std::array::from_fn(|i| ((i % 5) as f32) - 2.0);
         let (h0, c0) = (h, c);
         let mut pre = [0.0; GATES];
-        lstm_step(
-            &gx,
-            &panel_recurrent_weights(&w_hh),
-            &mut h,
-            &mut c,
-            &mut pre,
-        );
+        let panels = panel_recurrent_weights(&w_hh);
+        lstm_step(&gx, &panels, &mut h, &mut c, &mut pre);
+        // The portable (unfused) version, used on CPUs without AVX2 and FMA.
+        let (mut h_portable, mut c_portable) = (h0, c0);
+        lstm_step_generic::<false>(&gx, &panels, &mut h_portable, &mut c_portable, &mut pre);
         let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
         for j in 0..HIDDEN {
             let g = |k: usize| {
@@ -459,6 +463,8 @@ mod tests {
             let hj = sig(g(3)) * cj.tanh();
             assert!((c[j] as f64 - cj).abs() < 1e-5, "c[{j}]");
             assert!((h[j] as f64 - hj).abs() < 1e-5, "h[{j}]");
+            assert!((c_portable[j] as f64 - cj).abs() < 1e-5, "portable c[{j}]");
+            assert!((h_portable[j] as f64 - hj).abs() < 1e-5, "portable h[{j}]");
         }
     }
 }
