@@ -6,7 +6,9 @@
 //!     [--per-chunk] [--probs OUT.f32]
 //! ```
 //!
-//! Prints one line per run (`run N: X s for Y s of audio`). By default the
+//! Prints one line per run (`run N: X s for Y s of audio, cpu Z s`: wall
+//! time, and on Linux the thread's on-CPU time, which other processes on a
+//! busy machine do not inflate as much). By default the
 //! audio goes through `SileroVad::probabilities` (windows batched through
 //! the convolutions); `--per-chunk` calls `process_chunk` once per window
 //! instead, as a caller streaming 32 ms at a time would. With `--probs`, it
@@ -62,6 +64,7 @@ fn run() -> Result<(), String> {
     let mut vad = SileroVad::new();
     for r in 0..runs {
         vad.reset();
+        let cpu0 = thread_cpu_seconds();
         let t = Instant::now();
         let probs = if per_chunk {
             audio
@@ -72,10 +75,21 @@ fn run() -> Result<(), String> {
             vad.probabilities(&audio)
         };
         let el = t.elapsed().as_secs_f64();
+        let cpu = match (cpu0, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => format!(", cpu {:.4} s", b - a),
+            _ => String::new(),
+        };
         let speech = probs.iter().filter(|&&p| p >= 0.5).count();
-        println!("run {r}: {el:.4} s for {audio_s:.1} s of audio ({speech} speech windows)");
+        println!("run {r}: {el:.4} s for {audio_s:.1} s of audio{cpu} ({speech} speech windows)");
     }
     Ok(())
+}
+
+/// Time this thread has spent on a CPU, from Linux's schedstat (ns).
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
 }
 
 /// The samples of a PCM 16-bit mono 16 kHz WAV, or `None`.

@@ -8,8 +8,10 @@
 
 /// Output rows per panel of a [`Dense`] layer (two AVX registers).
 const ROWS: usize = 16;
-/// Columns computed together by the [`Dense`] kernel.
-const TILE: usize = 4;
+/// Columns computed together by the [`Dense`] kernel: 6 columns × 2
+/// registers of accumulators, plus the weights and one broadcast, fill the
+/// 16 AVX registers.
+const TILE: usize = 6;
 
 /// Where the columns of an activation matrix live in a slice: column `j`
 /// starts at `base + (j / per_group) · group_step + (j % per_group) · step`
@@ -120,17 +122,39 @@ impl Dense {
                 .expect("ROWS wide");
             let mut j = 0;
             while j + TILE <= n {
-                let xs: [&[f32]; TILE] = std::array::from_fn(|c| &x[xc.offset(j + c)..][..k]);
-                let acc = tile::<TILE, FUSED>(panel, bias, xs);
-                for (c, a) in acc.iter().enumerate() {
-                    store(&mut y[yc.offset(j + c) + p * ROWS..][..ROWS], a, relu);
-                }
+                self.tile_into::<TILE, FUSED>(panel, p, bias, x, xc, j, y, yc, relu);
                 j += TILE;
             }
-            for j in j..n {
-                let acc = tile::<1, FUSED>(panel, bias, [&x[xc.offset(j)..][..k]]);
-                store(&mut y[yc.offset(j) + p * ROWS..][..ROWS], &acc[0], relu);
+            match n - j {
+                0 => {}
+                1 => self.tile_into::<1, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                2 => self.tile_into::<2, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                3 => self.tile_into::<3, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                4 => self.tile_into::<4, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
+                _ => self.tile_into::<5, FUSED>(panel, p, bias, x, xc, j, y, yc, relu),
             }
+        }
+    }
+
+    /// Columns `j..j + C` of output panel `p`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tile_into<const C: usize, const FUSED: bool>(
+        &self,
+        panel: &[f32],
+        p: usize,
+        bias: &[f32; ROWS],
+        x: &[f32],
+        xc: Columns,
+        j: usize,
+        y: &mut [f32],
+        yc: Columns,
+        relu: bool,
+    ) {
+        let xs: [&[f32]; C] = std::array::from_fn(|c| &x[xc.offset(j + c)..][..self.k]);
+        let acc = tile::<C, FUSED>(panel, bias, xs);
+        for (c, a) in acc.iter().enumerate() {
+            store(&mut y[yc.offset(j + c) + p * ROWS..][..ROWS], a, relu);
         }
     }
 }
@@ -142,9 +166,13 @@ fn tile<const C: usize, const FUSED: bool>(
     bias: &[f32; ROWS],
     xs: [&[f32]; C],
 ) -> [[f32; ROWS]; C] {
+    let k = panel.len() / ROWS;
+    assert!(panel.len() == k * ROWS && xs.iter().all(|x| x.len() == k));
     let mut acc = [*bias; C];
-    for (kk, w) in panel.chunks_exact(ROWS).enumerate() {
-        let w: &[f32; ROWS] = w.try_into().expect("ROWS wide");
+    for kk in 0..k {
+        let w: &[f32; ROWS] = panel[kk * ROWS..(kk + 1) * ROWS]
+            .try_into()
+            .expect("ROWS wide");
         for c in 0..C {
             let xv = xs[c][kk];
             for l in 0..ROWS {
@@ -359,6 +387,12 @@ mod tests {
             );
             assert_eq!(single[..], y[5 + j * rows..5 + (j + 1) * rows]);
         }
+        // The portable (unfused) version agrees to rounding.
+        let mut portable = vec![f32::NAN; n * rows + 5];
+        layer.apply_generic::<false>(&x, xc, n, &mut portable, yc, false);
+        for (a, b) in portable[5..].iter().zip(&y[5..]) {
+            assert!((a - b).abs() < 1e-5);
+        }
         // ReLU.
         layer.apply(&x, xc, n, &mut y, yc, true);
         assert!(y[5..].iter().all(|&v| v >= 0.0) && y[5..].iter().any(|&v| v > 0.0));
@@ -412,13 +446,11 @@ mod tests {
         let mut c: [f32; HIDDEN] = std::array::from_fn(|i| ((i % 5) as f32) - 2.0);
         let (h0, c0) = (h, c);
         let mut pre = [0.0; GATES];
-        lstm_step(
-            &gx,
-            &panel_recurrent_weights(&w_hh),
-            &mut h,
-            &mut c,
-            &mut pre,
-        );
+        let panels = panel_recurrent_weights(&w_hh);
+        lstm_step(&gx, &panels, &mut h, &mut c, &mut pre);
+        // The portable (unfused) version, used on CPUs without AVX2 and FMA.
+        let (mut h_portable, mut c_portable) = (h0, c0);
+        lstm_step_generic::<false>(&gx, &panels, &mut h_portable, &mut c_portable, &mut pre);
         let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
         for j in 0..HIDDEN {
             let g = |k: usize| {
@@ -431,6 +463,8 @@ mod tests {
             let hj = sig(g(3)) * cj.tanh();
             assert!((c[j] as f64 - cj).abs() < 1e-5, "c[{j}]");
             assert!((h[j] as f64 - hj).abs() < 1e-5, "h[{j}]");
+            assert!((c_portable[j] as f64 - cj).abs() < 1e-5, "portable c[{j}]");
+            assert!((h_portable[j] as f64 - hj).abs() < 1e-5, "portable h[{j}]");
         }
     }
 }

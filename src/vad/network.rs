@@ -13,6 +13,16 @@
 //! 4. one LSTM cell (hidden and cell state of 128 carried across chunks);
 //! 5. ReLU(h), a 1×1 conv 128→1 with bias, sigmoid.
 //!
+//! Read off the ONNX graph itself: the padding is reflect-only on the right
+//! (pads `[0, 64]`); the LSTM's weights are stored in PyTorch's gate order
+//! and re-sliced to ONNX's (i, o, f, c) inside the graph; the decoder's
+//! dropout is gone (eval export) and the 1×1 conv sees ReLU(h), while the
+//! state handed back is the raw (h, c); the output is a mean over the time
+//! axis, which has length 1 for a 576-sample input; `sr` only enters as
+//! `state + 0 · sr`; its `If` nodes only squeeze shapes or fall back to a
+//! zero state. The context is not in the graph: the Python wrapper prepends
+//! it and keeps the last 64 samples of each 576-sample input.
+//!
 //! Only the LSTM recurrence is sequential, so [`SileroVad`] runs steps 1-3
 //! and the LSTM's input projection for a block of chunks at once, then walks
 //! the recurrence chunk by chunk. The STFT is an FFT (the basis is checked
@@ -390,5 +400,56 @@ fn sanitize(x: f32) -> f32 {
         x.clamp(-SAMPLE_LIMIT, SAMPLE_LIMIT)
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic test signal: a chirp-like tone with some noise.
+    fn signal(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                0.3 * (2.0 * std::f32::consts::PI * (200.0 + 300.0 * t) * t).sin()
+                    + ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 0.05
+            })
+            .collect()
+    }
+
+    #[test]
+    fn probabilities_continue_the_state_across_calls() {
+        let x = signal(40 * WINDOW_SAMPLES + 100);
+        let whole = SileroVad::new().probabilities(&x);
+        assert_eq!(whole.len(), 41);
+        let mut vad = SileroVad::new();
+        let mut parts = vad.probabilities(&x[..7 * WINDOW_SAMPLES]);
+        parts.extend(vad.probabilities(&x[7 * WINDOW_SAMPLES..]));
+        assert_eq!(parts, whole);
+        // Samples past 512 in one chunk are ignored.
+        let mut a = SileroVad::new();
+        let mut b = SileroVad::new();
+        assert_eq!(
+            a.process_chunk(&x[..WINDOW_SAMPLES + 50]),
+            b.process_chunk(&x[..WINDOW_SAMPLES])
+        );
+    }
+
+    #[test]
+    fn a_basis_that_is_not_a_hann_dft_is_refused() {
+        let mut blob = EMBEDDED.to_vec();
+        // First basis value (row 0, n = 0; the window's zero) -> 0.5.
+        let at = 8 + 4 + 2 + "model.stft.forward_basis_buffer".len() + 1 + 12;
+        blob[at..at + 4].copy_from_slice(&0.5f32.to_le_bytes());
+        let n = blob.len() - 4;
+        let crc = crc32fast::hash(&blob[..n]);
+        blob[n..].copy_from_slice(&crc.to_le_bytes());
+        let w = Weights::parse(&blob).expect("structurally fine");
+        match Model::new(&w) {
+            Err(WeightsError::NotHannDft(e)) => assert!((e - 0.5).abs() < 1e-6, "{e}"),
+            other => panic!("expected NotHannDft, got {:?}", other.err()),
+        }
+        assert!(Model::new(&Weights::parse(EMBEDDED).unwrap()).is_ok());
     }
 }
