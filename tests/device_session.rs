@@ -10,8 +10,8 @@ use std::time::Duration;
 use omi_sync::device::link::Connector;
 use omi_sync::device::record::{CLOCK_NOT_SET_BIT, RECORD_BYTES};
 use omi_sync::device::session::{
-    DurableSink, MemorySink, PullError, PullOptions, PullReport, ResumePoint, SinkError, TimeSync,
-    pull,
+    Discard, DurableSink, MemorySink, PullError, PullOptions, PullReport, ResumePoint, SinkError,
+    TimeSync, pull,
 };
 use omi_sync::device::sim::SimPendant;
 use omi_sync::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_ids, fixture_record};
@@ -96,14 +96,14 @@ impl DurableSink for CheckedSink {
         self.inner.resume_point(device)
     }
 
-    fn ring_replaced(
+    fn discard_resume_point(
         &mut self,
         device: &str,
         old: ResumePoint,
-        new_ring_id: Option<u64>,
+        why: &Discard,
     ) -> Result<(), SinkError> {
         self.durable.store(0, Ordering::SeqCst);
-        self.inner.ring_replaced(device, old, new_ring_id)
+        self.inner.discard_resume_point(device, old, why)
     }
 }
 
@@ -418,8 +418,8 @@ fn a_cleared_ring_discards_the_resume_point_and_never_uses_the_stale_id() {
     );
     assert_eq!(report.ring_id, new_id);
     assert_eq!(report.seq_range, Some(0..50));
-    assert_eq!(sink.inner.replaced.len(), 1);
-    assert_eq!(sink.inner.replaced[0].1.ring_id, old_id);
+    assert_eq!(sink.inner.discarded.len(), 1);
+    assert_eq!(sink.inner.discarded[0].1.ring_id, old_id);
     let later = &sim.advances()[n_adv..];
     assert!(!later.is_empty());
     assert!(later.iter().all(|a| a.ring_id == new_id), "{later:?}");

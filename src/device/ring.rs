@@ -722,7 +722,7 @@ impl RecordBatch {
 
     /// One past the last record's sequence number.
     pub fn end_seq(&self) -> u64 {
-        self.first_seq + self.count()
+        self.first_seq.saturating_add(self.count())
     }
 
     /// Each record with its sequence number.
@@ -730,7 +730,7 @@ impl RecordBatch {
         self.bytes
             .chunks_exact(RECORD_BYTES)
             .enumerate()
-            .map(move |(i, r)| (self.first_seq + i as u64, r))
+            .map(move |(i, r)| (self.first_seq.saturating_add(i as u64), r))
     }
 }
 
@@ -765,7 +765,7 @@ impl RecordAssembler {
     /// Sequence number the next whole record will get: one past the last
     /// whole record received.
     pub fn next_seq(&self) -> u64 {
-        self.first_seq + self.ready_records()
+        self.first_seq.saturating_add(self.ready_records())
     }
 
     /// Bytes of the partial record waiting for the rest of it.

@@ -11,7 +11,7 @@
 //! 2. The resume point: the sink's persisted `(ring_id, durable_seq)`. If
 //!    INFO's ring id differs, or `[read_seq, write_seq]` no longer contains
 //!    the resume point, the ring was cleared or replaced: the resume point is
-//!    discarded (the sink is told, [`DurableSink::ring_replaced`]) and the
+//!    discarded (the sink is told, [`DurableSink::discard_resume_point`]) and the
 //!    pull starts from the new read_seq, with a note saying so. Otherwise,
 //!    if the pendant was not yet advanced to the resume point (a drop or a
 //!    crash came between persist and ADVANCE), ADVANCE is re-sent, now that
@@ -83,19 +83,35 @@ pub trait DurableSink {
     /// The persisted resume point for this device, if any.
     fn resume_point(&self, device: &str) -> Result<Option<ResumePoint>, SinkError>;
 
-    /// The pendant's ring was cleared or replaced since `old` was persisted:
-    /// sequence numbers restart (possibly below `old.durable_seq`) and the
-    /// next `persist` starts a new ring for this device. Nothing is lost:
-    /// everything up to `old` is already durable.
-    fn ring_replaced(
+    /// The resume point `old` no longer fits the pendant's ring and is
+    /// discarded: the next `persist` for this device does not continue it.
+    /// Nothing is lost on the host: everything up to `old` is already durable.
+    fn discard_resume_point(
         &mut self,
         device: &str,
         old: ResumePoint,
-        new_ring_id: Option<u64>,
+        why: &Discard,
     ) -> Result<(), SinkError> {
-        let _ = (device, old, new_ring_id);
+        let _ = (device, old, why);
         Ok(())
     }
+}
+
+/// Why a resume point was discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discard {
+    /// The ring was cleared or replaced: sequence numbers restart (possibly
+    /// below the old durable seq) under this ring id.
+    RingReplaced {
+        /// The new ring's id (custody firmware), if any.
+        new_ring_id: Option<u64>,
+    },
+    /// The same ring, but these records were freed or overwritten on the
+    /// pendant before they were pulled; the pull continues after them.
+    RecordsLost {
+        /// The seqs that are gone.
+        seqs: Range<u64>,
+    },
 }
 
 /// What to write to the time characteristic on connect.
@@ -500,15 +516,8 @@ impl Session<'_> {
         let ring_id = info.ring_id();
 
         // 2. The resume point.
-        let stored = if self.durable.is_some() && self.ring_id == ring_id {
-            // Within this pull the session's own state is authoritative.
-            self.durable.map(|d| ResumePoint {
-                ring_id: self.ring_id,
-                durable_seq: d,
-            })
-        } else {
-            sink.resume_point(&self.device)?
-        };
+        // The sink is authoritative: only what it holds is durable.
+        let stored = sink.resume_point(&self.device)?;
         let mut start = info.read_seq;
         let mut matches = false;
         let mut confirmed = true;
@@ -535,18 +544,24 @@ impl Session<'_> {
                     )
                 };
                 let same_ring = !id_changed && rp.durable_seq < info.read_seq;
-                if same_ring {
+                let discard = if same_ring {
                     // Same ring, but records were lost on the device: start at read_seq.
                     self.note(format!("{why}; starting from read_seq {}", info.read_seq));
+                    Discard::RecordsLost {
+                        seqs: rp.durable_seq..info.read_seq,
+                    }
                 } else {
                     self.note(format!(
                         "the ring was cleared or replaced: {why}; the resume point is discarded and the pull starts from the new read_seq {}",
                         info.read_seq
                     ));
                     self.report.ring_replaced = true;
-                    sink.ring_replaced(&self.device, rp, ring_id)?;
                     self.report.seq_range = None;
-                }
+                    Discard::RingReplaced {
+                        new_ring_id: ring_id,
+                    }
+                };
+                sink.discard_resume_point(&self.device, rp, &discard)?;
                 self.advanced = None;
                 self.high_water = info.read_seq;
             } else {
@@ -623,13 +638,14 @@ impl Session<'_> {
             }
         };
         if begin_seq > start {
-            self.note(format!(
-                "the pendant started the READ at {begin_seq}, not {start}: records {start}..{begin_seq} are gone"
-            ));
-            self.durable = Some(begin_seq);
-            self.high_water = self.high_water.max(begin_seq);
+            // Records vanished between INFO and READ (overwritten by recording):
+            // reconnect, and the new INFO tells the sink which ones.
+            let _ = link.write_control(&Command::Stop.encode());
+            return Err(Interrupt::Dropped(format!(
+                "the pendant started the READ at {begin_seq}, not {start}"
+            )));
         }
-        let end = begin_seq + count as u64;
+        let end = begin_seq.saturating_add(count as u64);
         self.total_records = self
             .total_records
             .max(self.report.records_received + end.saturating_sub(self.high_water.max(begin_seq)));
@@ -891,8 +907,8 @@ pub struct MemorySink {
     pub log: Vec<Persisted>,
     /// Records persisted in all.
     pub records: u64,
-    /// Every `ring_replaced` call: (device, old point, new ring id).
-    pub replaced: Vec<(String, ResumePoint, Option<u64>)>,
+    /// Every discarded resume point: (device, old point, why).
+    pub discarded: Vec<(String, ResumePoint, Discard)>,
 }
 
 impl MemorySink {
@@ -979,13 +995,13 @@ impl DurableSink for MemorySink {
         Ok(self.points.get(device).copied())
     }
 
-    fn ring_replaced(
+    fn discard_resume_point(
         &mut self,
         device: &str,
         old: ResumePoint,
-        new_ring_id: Option<u64>,
+        why: &Discard,
     ) -> Result<(), SinkError> {
-        self.replaced.push((device.to_string(), old, new_ring_id));
+        self.discarded.push((device.to_string(), old, why.clone()));
         self.points.remove(device);
         Ok(())
     }

@@ -22,6 +22,9 @@ pub const BATCH_HEADER_BYTES: u64 = 32;
 pub const META_MAGIC: u32 = 0x4F4D_4952;
 /// Batch magic (`42 49 4D 4F` on the card).
 pub const BATCH_MAGIC: u32 = 0x4F4D_4942;
+/// Sequence numbers above this are treated as corrupt (a u64 counter of
+/// 444-byte records never gets near it; it keeps arithmetic from overflowing).
+pub const MAX_SEQ: u64 = 1 << 62;
 /// Records in the test firmware's RAM disk (`64 + 8*32` sectors): 8 slots.
 pub const HOST_TEST_SLOTS: u64 = 8;
 
@@ -176,7 +179,9 @@ impl Metadata {
 
     /// `read_seq <= write_seq <= read_seq + capacity`.
     pub fn is_consistent(&self, capacity: u64) -> bool {
-        self.read_seq <= self.write_seq && self.write_seq - self.read_seq <= capacity
+        self.read_seq <= self.write_seq
+            && self.write_seq - self.read_seq <= capacity
+            && self.write_seq <= MAX_SEQ
     }
 
     /// The full 512-byte sector for this record, as the firmware writes it.
@@ -244,6 +249,7 @@ impl BatchHeader {
     pub fn is_plausible(&self) -> bool {
         (1..=RECORDS_PER_BATCH as u16).contains(&self.packet_count)
             && self.start_seq.is_multiple_of(RECORDS_PER_BATCH)
+            && self.start_seq <= MAX_SEQ
     }
 
     /// The data id of a variant C header.

@@ -925,8 +925,12 @@ impl<R: Read + Seek> ImageReader<R> {
                     } else {
                         ForensicReason::OlderLap
                     })
-                } else {
+                } else if b.header.generation > m.generation {
                     Some(ForensicReason::Uncommitted)
+                } else {
+                    // Committed before the newest metadata yet beyond write_seq:
+                    // an older lap or data from before a CLEAR.
+                    Some(ForensicReason::OlderLap)
                 };
                 match (&mut group, reason) {
                     (Some((r, g)), Some(reason)) if *g == reason && r.end == seq => r.end = seq + 1,
