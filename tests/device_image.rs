@@ -337,6 +337,11 @@ fn clock_not_set_records_are_reported_as_a_run() {
 
 #[test]
 fn garbage_and_tiny_images_give_clear_errors() {
+    let e = ImageReader::open_path(std::path::Path::new("/nonexistent/card.img"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().starts_with("opening /nonexistent/card.img: "));
+
     let tiny = vec![0u8; 1000];
     let e = ImageReader::open(Cursor::new(tiny)).err().unwrap();
     assert!(matches!(e, ImageError::TooSmall { bytes: 1000 }));
@@ -454,4 +459,27 @@ proptest::proptest! {
             proptest::prop_assert!(r.main.windows(2).all(|w| w[0].seq < w[1].seq));
         }
     }
+}
+
+#[test]
+fn a_card_sized_image_is_scanned_without_loading_it() {
+    // A 480 MiB sparse file whose ring holds a few batches: the reader reads
+    // only the journal, 30 000 batch headers and the records it returns.
+    let mut b = FixtureBuilder::host_test(Variant::C).unwrap();
+    b.record(200, 36).unwrap();
+    let small = b.finish();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.img");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&small).unwrap();
+    f.set_len(480 * 1024 * 1024).unwrap();
+    drop(f);
+    let mut reader = ImageReader::open_path(&path).unwrap();
+    assert_eq!(reader.scan().slots, (480 * 2048 - 64) / 32);
+    let main: Vec<_> = reader
+        .records(Part::Main)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert_eq!(seqs(&main), (0..200).collect::<Vec<_>>());
+    check_content(&main, 0);
 }

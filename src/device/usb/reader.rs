@@ -42,6 +42,14 @@ pub enum ImageError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The image file or device node could not be opened.
+    #[error("opening {path}: {source}")]
+    Open {
+        /// The path.
+        path: String,
+        /// The error.
+        source: io::Error,
+    },
     /// Too small to hold the metadata journal and one batch.
     #[error(
         "image is {bytes} bytes: too small for a storage ring (needs at least {} bytes: 64 metadata sectors and one 16 KiB batch)",
@@ -569,6 +577,18 @@ fn choose_slots(from_size: u64, headers: &[(u64, BatchHeader)]) -> (u64, usize) 
         }
     }
     best
+}
+
+impl ImageReader<std::fs::File> {
+    /// Opens an image file or a block device node (e.g. `/dev/sdb`) read-only
+    /// and scans it.
+    pub fn open_path(path: &std::path::Path) -> Result<Self, ImageError> {
+        let file = std::fs::File::open(path).map_err(|source| ImageError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::open(file)
+    }
 }
 
 impl<R: Read + Seek> ImageReader<R> {
