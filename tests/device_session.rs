@@ -519,3 +519,66 @@ fn a_resume_point_from_an_earlier_run_is_honoured_and_its_advance_resent() {
     assert_eq!(report.seq_range, Some(0..30));
     assert!(sim2.advances().iter().all(|a| a.ring_id != Some(0xDEAD)));
 }
+
+#[test]
+fn a_session_that_dies_mid_pull_loses_and_duplicates_nothing() {
+    // The process "dies" inside persist (a panic unwinds through the session,
+    // so nothing after that point runs: no flush, no ADVANCE), before or after
+    // the batch became durable. A new session then finishes the job.
+    let image = ring_image(Variant::C);
+    for (k, after) in [(2u64, false), (2, true), (9, false), (13, true)] {
+        let sim = SimPendant::from_image(image.clone(), "drop-at=150000").unwrap();
+        let durable = Arc::new(AtomicU64::new(0));
+        let violations = watch_advances(&sim, &durable);
+        let sink = Mutex::new(CheckedSink::new(Arc::clone(&durable)));
+        let mut conn = sim.clone();
+        let mut opts = fast();
+        opts.advance_every_records = Some(100);
+        struct Dying<'a> {
+            sink: &'a Mutex<CheckedSink>,
+            k: u64,
+            after: bool,
+        }
+        impl DurableSink for Dying<'_> {
+            fn persist(
+                &mut self,
+                d: &str,
+                r: Option<u64>,
+                first: u64,
+                recs: &[u8],
+            ) -> Result<(), SinkError> {
+                let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+                if s.calls + 1 == self.k {
+                    if self.after {
+                        s.persist(d, r, first, recs)?;
+                    }
+                    drop(s);
+                    panic!("simulated crash");
+                }
+                s.persist(d, r, first, recs)
+            }
+            fn resume_point(&self, d: &str) -> Result<Option<ResumePoint>, SinkError> {
+                self.sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resume_point(d)
+            }
+        }
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut dying = Dying {
+                sink: &sink,
+                k,
+                after,
+            };
+            pull(&mut conn, &mut dying, &opts, &mut no_progress())
+        }));
+        assert!(died.is_err(), "the session died");
+        sim.drop_link();
+        let mut sink = sink.into_inner().unwrap_or_else(|e| e.into_inner());
+        assert!(sim.metadata().read_seq <= durable.load(Ordering::SeqCst).max(500));
+        pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+        assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+        assert!(violations.lock().unwrap().is_empty());
+        assert_eq!(sim.metadata().read_seq, 1_500);
+    }
+}
