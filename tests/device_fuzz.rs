@@ -211,3 +211,42 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// The simulated pendant takes any bytes on its control characteristic.
+    #[test]
+    fn the_simulated_pendant_survives_any_command(
+        commands in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..30),
+        known in proptest::collection::vec((0u8..7, 0u64..400, any::<u64>()), 0..30),
+    ) {
+        use omi_sync::device::sim::SimPendant;
+        use omi_sync::device::usb::fixture::FixtureBuilder;
+        let mut b = FixtureBuilder::host_test(omi_sync::device::usb::Variant::C).unwrap();
+        b.record(100, 36).unwrap();
+        let mut sim = SimPendant::from_image(b.finish(), "mtu=50").unwrap();
+        let ring = sim.metadata().ring_id.unwrap();
+        let mut link = sim.connect().unwrap();
+        let structured = known.into_iter().map(|(op, seq, x)| match op {
+            0 => Command::Info,
+            1 => Command::Read { start_seq: seq, count: Some((x % 50) as u32) },
+            2 => Command::Advance { seq },
+            3 => Command::AdvanceId { ring_id: if x % 2 == 0 { ring } else { x }, seq },
+            4 => Command::Stop,
+            5 => Command::CustodyEnable { version: (x % 3) as u8, caps: CustodyCaps(x as u8) },
+            _ => Command::Clear,
+        }.encode());
+        for c in commands.into_iter().chain(structured) {
+            let _ = link.write_control(&c);
+            for _ in 0..5 {
+                match link.recv_notification(Duration::ZERO) {
+                    Ok(Some(n)) => prop_assert!(Notification::decode(&n).is_ok()),
+                    _ => break,
+                }
+            }
+        }
+        let m = sim.metadata();
+        prop_assert!(m.read_seq <= m.write_seq);
+    }
+}

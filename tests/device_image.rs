@@ -483,3 +483,27 @@ fn a_card_sized_image_is_scanned_without_loading_it() {
     assert_eq!(seqs(&main), (0..200).collect::<Vec<_>>());
     check_content(&main, 0);
 }
+
+#[test]
+fn a_ring_upgraded_from_variant_a_to_c_keeps_its_old_batches() {
+    // As in the firmware's v1 migration test: version-1 batches, then a
+    // version-2 custody metadata record with new ids and a higher generation.
+    let mut b = FixtureBuilder::host_test(Variant::A).unwrap();
+    b.record(40, 36).unwrap();
+    let m = *b.writer().metadata();
+    let c = Metadata {
+        variant: Variant::C,
+        generation: m.generation + 1,
+        ring_id: Some(0xABCD_EF01),
+        data_id: Some(0x1234_5678),
+        ..m
+    };
+    b.writer()
+        .write_raw(c.generation % 64 * 512, &c.encode())
+        .unwrap();
+    let r = read(&b.finish());
+    assert_eq!(r.scan.metadata.variant, Variant::C);
+    assert_eq!(seqs(&r.main), (0..40).collect::<Vec<_>>());
+    check_content(&r.main, 0);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+}

@@ -582,3 +582,28 @@ fn a_session_that_dies_mid_pull_loses_and_duplicates_nothing() {
         assert_eq!(sim.metadata().read_seq, 1_500);
     }
 }
+
+#[test]
+fn a_ring_id_that_cannot_be_compared_frees_nothing() {
+    // The ledger knows the ring by id; the pendant no longer reports custody.
+    let sim = SimPendant::from_image(ring_image(Variant::C), "no-custody").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    sink.set_resume_point(
+        &conn.device_id(),
+        ResumePoint {
+            ring_id: Some(0x1234),
+            durable_seq: 800,
+        },
+    );
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.seq_range, Some(800..1_500));
+    assert!(sim.advances().is_empty());
+    assert_eq!(sim.metadata().read_seq, 500);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("cannot be compared"))
+    );
+}

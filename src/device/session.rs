@@ -330,6 +330,7 @@ pub fn pull(
         high_water: 0,
         total_records: 0,
         notifications: 0,
+        may_advance: false,
     };
     let mut without_progress = 0u32;
     loop {
@@ -395,6 +396,8 @@ struct Session<'o> {
     high_water: u64,
     total_records: u64,
     notifications: u64,
+    /// Whether this connection may send ADVANCE at all.
+    may_advance: bool,
 }
 
 impl Session<'_> {
@@ -486,6 +489,12 @@ impl Session<'_> {
             _ => None,
         })?;
         self.report.info = Some(info);
+        if info.packet_bytes as usize != RECORD_BYTES {
+            return Err(Interrupt::Fatal(PullError::Protocol(format!(
+                "INFO reports {}-byte packets; only {RECORD_BYTES}-byte ring records are supported",
+                info.packet_bytes
+            ))));
+        }
         let mut custody = None;
         if let Some(c) = info.custody
             && c.caps.contains(CustodyCaps::RING_ID)
@@ -571,7 +580,7 @@ impl Session<'_> {
                     // The ids cannot be compared: resume, but free nothing on that basis.
                     confirmed = false;
                     self.note(format!(
-                        "the resume point's ring id ({}) and the pendant's ({}) cannot be compared; resuming at {start} without re-sending ADVANCE",
+                        "the resume point's ring id ({}) and the pendant's ({}) cannot be compared; resuming at {start} without sending ADVANCE on this connection",
                         rp.ring_id.map_or("none".into(), |r| format!("{r:#x}")),
                         ring_id.map_or("none".into(), |r| format!("{r:#x}")),
                     ));
@@ -586,8 +595,11 @@ impl Session<'_> {
         }
         self.ring_id = ring_id;
 
+        // Free nothing on this connection if the ring's identity is in doubt:
+        // [read_seq, start) might then be records this host never pulled.
+        self.may_advance = !opts.keep_on_device && confirmed;
         // Re-send ADVANCE if the pendant was not advanced to durable data.
-        if matches && confirmed && !opts.keep_on_device && start > info.read_seq {
+        if matches && self.may_advance && start > info.read_seq {
             self.advance(link, use_id, start, true)?;
         }
         if self.total_records == 0 {
@@ -693,7 +705,7 @@ impl Session<'_> {
                             break Err(e);
                         }
                         if let Some(every) = opts.advance_every_records
-                            && !opts.keep_on_device
+                            && self.may_advance
                         {
                             let durable = self.durable.unwrap_or(0);
                             let since = self.advanced.unwrap_or(info.read_seq);
@@ -770,7 +782,7 @@ impl Session<'_> {
         match result {
             Ok(()) => {}
             Err(Interrupt::Cancelled) => {
-                if !opts.keep_on_device
+                if self.may_advance
                     && let Some(d) = self.durable
                     && d > self.advanced.unwrap_or(info.read_seq)
                 {
@@ -782,7 +794,7 @@ impl Session<'_> {
         }
 
         // 5. ADVANCE to the durable seq.
-        if !opts.keep_on_device
+        if self.may_advance
             && let Some(d) = self.durable
             && d > info.read_seq
             && Some(d) != self.report.advanced_to

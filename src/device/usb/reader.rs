@@ -413,6 +413,7 @@ impl Scan {
             );
         }
         if let (Variant::C, Some(d)) = (self.metadata.variant, self.metadata.data_id)
+            && h.version >= 2
             && h.data_id() != d
         {
             return Err(MissingReason::ForeignRing {
@@ -752,7 +753,9 @@ impl<R: Read + Seek> ImageReader<R> {
                     },
                 });
             }
-            let crc_ok = if metadata.variant == Variant::B {
+            // Batches keep the version they were written with: version-1
+            // batches from before a firmware upgrade carry no CRC or data id.
+            let crc_ok = if metadata.variant == Variant::B && header.version >= 2 {
                 let len = header.packet_count as usize * RECORD_BYTES;
                 let off = slot_sector(slot) * SECTOR + BATCH_HEADER_BYTES;
                 let got = read_at(&mut src, off, &mut body[..len], "a batch body")?;
@@ -928,6 +931,7 @@ impl<R: Read + Seek> ImageReader<R> {
                 continue;
             }
             if let (Variant::C, Some(d)) = (m.variant, m.data_id)
+                && b.header.version >= 2
                 && b.header.data_id() != d
             {
                 push(&mut out, seqs, ForensicReason::ForeignRing);
