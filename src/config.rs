@@ -41,6 +41,16 @@ pub struct Config {
     pub timeline: TimelineConfig,
     /// Finding speech (Silero VAD).
     pub vad: crate::vad::VadParams,
+    /// The headless job (`omi-sync --auto`).
+    pub auto: AutoConfig,
+}
+
+/// `[auto]`: what `omi-sync --auto` does when flags do not say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoConfig {
+    /// Where the backlog comes from: `demo`, or a folder of phone-app files.
+    pub source: Option<String>,
 }
 
 /// `[timeline]`: how conversations are grouped.

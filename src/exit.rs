@@ -75,9 +75,55 @@ impl Failure {
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure::new(ExitCode::Failed, e)
+        let error = e.into();
+        let code = if needs_a_person(&error) {
+            ExitCode::Fatal
+        } else {
+            ExitCode::Failed
+        };
+        Failure { code, error }
     }
+}
+
+/// Whether an error is one a retry cannot fix: a full disk, a read-only or
+/// damaged database, a permission problem.
+fn needs_a_person(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(28) // ENOSPC
+                || io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.kind() == std::io::ErrorKind::ReadOnlyFilesystem;
+        }
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
+        {
+            use rusqlite::ErrorCode::*;
+            return matches!(
+                e.code,
+                DiskFull
+                    | ReadOnly
+                    | DatabaseCorrupt
+                    | NotADatabase
+                    | CannotOpen
+                    | PermissionDenied
+            );
+        }
+        false
+    })
 }
 
 /// The result of a command: an exit code on success, or a failure.
 pub type CommandResult = Result<ExitCode, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_fatal_wherever_it_is_in_the_chain() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let wrapped = anyhow::Error::new(io).context("cannot write capture");
+        assert_eq!(Failure::from(wrapped).code, ExitCode::Fatal);
+        let other = anyhow::anyhow!("something else");
+        assert_eq!(Failure::from(other).code, ExitCode::Failed);
+    }
+}

@@ -12,7 +12,8 @@ use crate::term::{GOOD, paint};
 pub fn run(ctx: &Context, source: Option<&str>) -> CommandResult {
     let source = source.ok_or_else(|| {
         Failure::usage(anyhow!(
-            "--auto needs a source: `--source demo` for the built-in demo, or `--source PATH` for phone-app .bin files"
+            "--auto needs a source: `--source demo` for the built-in demo, or `--source PATH` for phone-app .bin files \
+             (or set `source` under [auto] in the config file)"
         ))
     })?;
     let source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;

@@ -86,7 +86,10 @@ pub fn run(cli: Cli) -> CommandResult {
         )));
     }
     if cli.auto {
-        return auto::run(&ctx, cli.source.as_deref());
+        return auto::run(
+            &ctx,
+            cli.source.as_deref().or(ctx.config.auto.source.as_deref()),
+        );
     }
     match cli.command {
         None => overview::run(&ctx),

@@ -74,15 +74,6 @@ impl ImportReport {
             .filter_map(|f| f.capture_id)
             .collect()
     }
-
-    /// Whether anything went wrong (a rejected file, a bad path, an anomaly).
-    pub fn had_problems(&self) -> bool {
-        !self.errors.is_empty()
-            || self
-                .files
-                .iter()
-                .any(|f| f.status == FileStatus::Rejected || !f.anomalies.is_empty())
-    }
 }
 
 /// Expands paths into the `.bin` files to import: files as given, folders
@@ -166,7 +157,7 @@ pub fn import_paths(
     Ok(report)
 }
 
-fn rejected(path: &Path, error: String, anomalies: Vec<String>) -> FileOutcome {
+fn rejected(path: &Path, error: String) -> FileOutcome {
     FileOutcome {
         path: path.to_path_buf(),
         status: FileStatus::Rejected,
@@ -175,7 +166,7 @@ fn rejected(path: &Path, error: String, anomalies: Vec<String>) -> FileOutcome {
         start: None,
         clock: None,
         codec: None,
-        anomalies,
+        anomalies: Vec::new(),
         error: Some(error),
     }
 }
@@ -229,7 +220,7 @@ fn store_prepared(
                 message: format!("not imported: {error}"),
             };
             ledger.add_anomaly(None, origin, &anomaly)?;
-            return Ok(rejected(path, error, Vec::new()));
+            return Ok(rejected(path, error));
         }
     };
     let (stored, row) = ledger.add_capture(&bytes, &meta)?;
