@@ -19,4 +19,5 @@
 
 pub mod audio;
 pub mod clock;
+pub mod cloud;
 pub mod device;
