@@ -26,10 +26,14 @@
 //! conversation carries the same `client_session_id`, so a retry after a
 //! timeout or a lost response returns the conversation that already exists.
 
+pub mod api;
 pub mod credentials;
 pub mod payload;
 pub mod ratelimit;
+pub mod retry;
 
+pub use api::{ClientConfig, OmiClient, PushOutcome};
 pub use credentials::{ApiKey, KeyFingerprint, Redacted};
 pub use payload::{Piece, PushConversation, SessionId};
 pub use ratelimit::{KeyWindow, RateLimit};
+pub use retry::{NextStep, RetryPolicy};
