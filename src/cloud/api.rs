@@ -842,6 +842,13 @@ fn classify_create(answer: &Answer) -> PushOutcome {
         408 | 425 => PushOutcome::Temporary {
             reason: format!("HTTP {status}: {}", server_message(answer)),
         },
+        404 | 405 => PushOutcome::Rejected {
+            status,
+            message: format!(
+                "{} (the create endpoint is not there: check the API base URL)",
+                server_message(answer)
+            ),
+        },
         400..=499 => PushOutcome::Rejected {
             status,
             message: server_message(answer),
@@ -1012,6 +1019,10 @@ mod tests {
         assert!(matches!(
             classify_create(&answer(402, r#"{"detail":"A paid plan is required"}"#)),
             PushOutcome::Rejected { status: 402, .. }
+        ));
+        assert!(matches!(
+            classify_create(&answer(404, r#"{"detail":"Not Found"}"#)),
+            PushOutcome::Rejected { status: 404, ref message } if message.contains("base URL")
         ));
         assert!(matches!(
             classify_create(&answer(500, "boom")),
