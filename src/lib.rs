@@ -20,6 +20,7 @@
 pub mod audio;
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod device;
