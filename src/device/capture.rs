@@ -9,13 +9,14 @@
 //! anchors (`omi-facts.md` §1): a timestamp more than a second ahead of the
 //! frame count is a recording gap and starts a new run (gaps are kept, never
 //! collapsed); a clock change starts a new run; frames never overlap. Audio
-//! whose clock was not set gets an estimated wall time, flagged as such.
+//! whose clock was not set gets an estimated wall time, flagged as such
+//! ([`crate::device::placement`] does this, across the captures of a stream).
 
 use std::fmt;
 
 use crate::audio::{Codec, TARGET_RATE};
 use crate::clock::{ClockTrust, UtcMillis};
-use crate::device::record::{PayloadAnomaly, RECORD_BYTES, Record};
+use crate::device::record::{RECORD_BYTES, Record};
 use crate::device::wal;
 
 /// How a capture's bytes are framed.
@@ -191,223 +192,17 @@ pub fn wal_layout(bytes: &[u8], codec: Codec, start: UtcMillis, clock: ClockTrus
     Layout { runs, anomalies }
 }
 
-/// How far a record timestamp may run ahead of the frame count before it is
-/// a recording gap (the timestamp has 1 s resolution).
-pub const GAP_TOLERANCE_MS: i64 = 1000;
+pub use crate::device::placement::GAP_TOLERANCE_MS;
 
-/// A run being assembled from ring records, in its own clock domain.
-struct RingRun {
-    first_frame: u64,
-    frame_count: u64,
-    samples: u64,
-    /// Start in the record clock's own milliseconds (wall or uptime).
-    anchor_ms: i64,
-    /// Added to `anchor_ms` to place the run: non-zero only after the clock
-    /// went backwards, so the run follows the audio before it.
-    shift_ms: i64,
-    clock: ClockTrust,
-}
-
-impl RingRun {
-    /// Where the next frame falls, in the record clock.
-    fn expected_ms(&self) -> i64 {
-        self.anchor_ms + samples_to_ms(self.samples)
-    }
-
-    /// Where the run ends once placed.
-    fn placed_end_ms(&self) -> i64 {
-        self.expected_ms() + self.shift_ms
-    }
-}
-
-/// Lays out a stream of ring records (Opus frames at `codec`).
-/// `captured_at` is when the records left the pendant: the last resort for
-/// estimating the time of audio recorded with no clock at all.
+/// Lays out a stream of ring records (Opus frames at `codec`) held in one
+/// capture. `captured_at` is when the records left the pendant: the last
+/// resort for estimating the time of audio recorded with no clock at all.
+/// Captures of one pulled stream are laid out together with
+/// [`StreamLayout`](crate::device::placement::StreamLayout).
 pub fn ring_layout(bytes: &[u8], codec: Codec, captured_at: UtcMillis) -> Layout {
-    let mut anomalies = Vec::new();
-    let mut runs: Vec<RingRun> = Vec::new();
-    let mut ordinal = 0u64;
-    let records = bytes.chunks_exact(RECORD_BYTES);
-    let tail = records.remainder().len();
-    for (k, rec) in records.enumerate() {
-        let offset = (k * RECORD_BYTES) as u64;
-        let Some(record) = Record::parse(rec) else {
-            continue;
-        };
-        if let Some(PayloadAnomaly::DanglingLength { offset: at, len }) = record.anomaly {
-            anomalies.push(Anomaly {
-                offset: Some(offset + 4 + at as u64),
-                message: format!(
-                    "record {k}: dangling length byte {len} at payload offset {at}; \
-                     the stale bytes after it are ignored"
-                ),
-            });
-        }
-        if record.frames.is_empty() {
-            continue;
-        }
-        let n = record.frames.len() as u64;
-        let samples: u64 = record
-            .frame_bytes()
-            .map(|f| codec.frame_samples_at_target(f.len()))
-            .sum();
-        let clock = record.time.trust();
-        let ts_ms = record.time.seconds() as i64 * 1000;
-        let place = match runs.last_mut() {
-            Some(run) if run.clock == clock => {
-                let expected = run.expected_ms();
-                if clock == ClockTrust::Unknown {
-                    Placement::Continue
-                } else if ts_ms - expected > GAP_TOLERANCE_MS {
-                    Placement::NewRun(ts_ms)
-                } else if expected - ts_ms > 2 * GAP_TOLERANCE_MS {
-                    if clock == ClockTrust::Uptime {
-                        // Seconds since boot went backwards: the pendant rebooted.
-                        Placement::NewRun(ts_ms)
-                    } else {
-                        anomalies.push(Anomaly {
-                            offset: Some(offset),
-                            message: format!(
-                                "record {k}: the pendant's clock went back {:.1} s; \
-                                 audio kept in order after the previous frame",
-                                (expected - ts_ms) as f64 / 1000.0
-                            ),
-                        });
-                        Placement::NewRun(ts_ms)
-                    }
-                } else {
-                    // A coarse anchor: the run cannot have started before
-                    // this record's second minus the audio counted before it.
-                    let lower_bound = ts_ms - samples_to_ms(run.samples);
-                    if lower_bound > run.anchor_ms {
-                        run.anchor_ms = lower_bound;
-                    }
-                    Placement::Continue
-                }
-            }
-            _ => Placement::NewRun(ts_ms),
-        };
-        match place {
-            Placement::Continue => {
-                let run = runs.last_mut().expect("continue implies a run");
-                run.frame_count += n;
-                run.samples += samples;
-            }
-            Placement::NewRun(anchor_ms) => {
-                // Frames of one clock never overlap: a run that would start
-                // before the previous one ended is shifted after it.
-                let shift_ms = match runs.last() {
-                    Some(prev) if prev.clock == clock && clock == ClockTrust::Wall => {
-                        (prev.placed_end_ms() - anchor_ms).max(0)
-                    }
-                    _ => 0,
-                };
-                runs.push(RingRun {
-                    first_frame: ordinal,
-                    frame_count: n,
-                    samples,
-                    anchor_ms,
-                    shift_ms,
-                    clock,
-                })
-            }
-        }
-        ordinal += n;
-    }
-    if tail > 0 {
-        anomalies.push(Anomaly {
-            offset: Some((bytes.len() - tail) as u64),
-            message: format!("a partial record of {tail} bytes at the end; ignored"),
-        });
-    }
-    let uptime = runs.iter().filter(|r| !r.clock.is_wall()).count();
-    if uptime > 0 {
-        anomalies.push(Anomaly {
-            offset: None,
-            message: format!(
-                "{uptime} stretch(es) recorded while the pendant's clock was not set; \
-                 their times are estimated"
-            ),
-        });
-    }
-    Layout {
-        runs: place_on_wall_clock(&runs, captured_at),
-        anomalies,
-    }
-}
-
-enum Placement {
-    Continue,
-    NewRun(i64),
-}
-
-/// Gives every run a wall-clock start. Wall runs keep theirs. A block of
-/// consecutive runs without a wall clock keeps its internal spacing (the
-/// gaps between its runs, when in one boot) and is placed to end where the
-/// next wall run begins, or else to begin where the previous one ended, or
-/// else to end at `captured_at`. Sequence order is preserved either way.
-fn place_on_wall_clock(runs: &[RingRun], captured_at: UtcMillis) -> Vec<Run> {
-    let mut out: Vec<Run> = runs
-        .iter()
-        .map(|r| Run {
-            first_frame: r.first_frame,
-            frame_count: r.frame_count,
-            samples: r.samples,
-            start: UtcMillis(r.anchor_ms + r.shift_ms),
-            clock: r.clock,
-        })
-        .collect();
-    let mut i = 0;
-    while i < runs.len() {
-        if runs[i].clock.is_wall() {
-            i += 1;
-            continue;
-        }
-        let block_start = i;
-        while i < runs.len() && !runs[i].clock.is_wall() {
-            i += 1;
-        }
-        let block = &runs[block_start..i];
-        // Offsets of each run from the block's start, in ms.
-        let mut offsets = Vec::with_capacity(block.len());
-        let mut cursor = 0i64;
-        for (j, r) in block.iter().enumerate() {
-            if j > 0 {
-                let prev = &block[j - 1];
-                let prev_end = prev.anchor_ms + samples_to_ms(prev.samples);
-                let same_boot = r.clock == ClockTrust::Uptime
-                    && prev.clock == ClockTrust::Uptime
-                    && r.anchor_ms >= prev_end;
-                cursor += if same_boot { r.anchor_ms - prev_end } else { 0 };
-            }
-            offsets.push(cursor);
-            cursor += samples_to_ms(r.samples);
-        }
-        let block_len = cursor;
-        let start = if i < runs.len() {
-            UtcMillis(runs[i].anchor_ms - block_len)
-        } else if block_start > 0 {
-            out[block_start - 1].end()
-        } else {
-            captured_at.plus_ms(-block_len)
-        };
-        for (j, off) in offsets.into_iter().enumerate() {
-            out[block_start + j].start = start.plus_ms(off);
-        }
-    }
-    // Never let an estimated block overlap the wall run before it.
-    for j in 1..out.len() {
-        let prev_end = out[j - 1].end();
-        if !out[j].clock.is_wall() && out[j].start < prev_end {
-            let shift = prev_end.since(out[j].start);
-            let mut k = j;
-            while k < out.len() && !out[k].clock.is_wall() {
-                out[k].start = out[k].start.plus_ms(shift);
-                k += 1;
-            }
-        }
-    }
-    out
+    let mut stream = crate::device::placement::StreamLayout::new(codec);
+    stream.push(bytes, None, captured_at);
+    stream.finish().pop().unwrap_or_default()
 }
 
 #[cfg(test)]

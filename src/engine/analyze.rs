@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::events::{Event, EventSink, Stage};
 use super::import::wal_start;
+use super::streams;
 use crate::audio::{self, DecodeError};
 use crate::clock::ClockTrust;
 use crate::device::capture::{self, Anomaly, CaptureFormat, Layout};
@@ -47,6 +48,9 @@ pub struct AnalyzeReport {
     pub speech_s: f64,
     /// Frames that could not be decoded (concealed).
     pub bad_frames: u64,
+    /// Captures already analysed whose estimated times moved (re-placed
+    /// with the rest of their stream; their segments moved with them).
+    pub retimed: usize,
 }
 
 /// Why analysis of one capture failed.
@@ -97,15 +101,16 @@ pub fn segment_key(capture_sha: &str, run_index: usize, start: u64, end: u64) ->
     hex::encode(&digest[..12])
 }
 
-/// Analyses one capture's bytes. `on_samples` is told how many samples have
-/// been processed, as they are.
+/// Analyses one capture's bytes, placed on time by `layout` (its
+/// [`layout_of`], or its part of a stream's). `on_samples` is told how many
+/// samples have been processed, as they are.
 pub fn analyze_capture(
     capture: &CaptureRow,
     bytes: &[u8],
+    layout: &Layout,
     params: &VadParams,
     on_samples: &dyn Fn(u64),
 ) -> Result<Analysis, AnalysisError> {
-    let layout = layout_of(capture, bytes);
     let mut anomalies = layout.anomalies.clone();
     let mut runs = Vec::with_capacity(layout.runs.len());
     let mut segments = Vec::new();
@@ -181,7 +186,7 @@ pub fn analyze(
     opts: &AnalyzeOptions,
     events: &dyn EventSink,
 ) -> Result<AnalyzeReport, StoreError> {
-    let todo = if opts.rerun_all {
+    let mut todo = if opts.rerun_all {
         ledger.captures()?
     } else {
         ledger.unanalyzed_captures()?
@@ -190,14 +195,30 @@ pub fn analyze(
     if todo.is_empty() {
         return Ok(report);
     }
+    // Ring captures are placed with the rest of the stream they were pulled in.
+    let plan = streams::plan(ledger, &todo)?;
+    for (capture_id, runs) in &plan.retime {
+        ledger.retime_runs(*capture_id, runs)?;
+        report.retimed += 1;
+    }
+    todo.extend(plan.reanalyze);
+    todo.sort_by_key(|c| c.id);
+    let layouts = plan.layouts;
     let data_dir = ledger.data_dir().to_path_buf();
+    let layout_for = |c: &CaptureRow, bytes: &[u8]| -> Layout {
+        layouts
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_else(|| layout_of(c, bytes))
+    };
     // Total audio, estimated from frame counts, for the progress bar.
     let total: u64 = todo
         .iter()
-        .filter_map(|c| {
-            files::load(&data_dir, c.stored_path.as_ref(), &c.sha256)
+        .filter_map(|c| match layouts.get(&c.id) {
+            Some(l) => Some(l.samples()),
+            None => files::load(&data_dir, c.stored_path.as_ref(), &c.sha256)
                 .ok()
-                .map(|b| layout_of(c, &b).samples())
+                .map(|b| layout_of(c, &b).samples()),
         })
         .sum();
     let seconds = |samples: u64| samples / audio::TARGET_RATE as u64;
@@ -214,8 +235,8 @@ pub fn analyze(
     std::thread::scope(|scope| {
         for _ in 0..opts.workers.max(1).min(todo.len()) {
             let tx = tx.clone();
-            let (todo, next, done, last_reported, data_dir) =
-                (&todo, &next, &done, &last_reported, &data_dir);
+            let (todo, next, done, last_reported, data_dir, layout_for) =
+                (&todo, &next, &done, &last_reported, &data_dir, &layout_for);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst) as usize;
@@ -237,7 +258,8 @@ pub fn analyze(
                         files::load(data_dir, capture.stored_path.as_ref(), &capture.sha256)
                             .map_err(AnalysisError::from)
                             .and_then(|bytes| {
-                                analyze_capture(capture, &bytes, &opts.params, &on_samples)
+                                let layout = layout_for(capture, &bytes);
+                                analyze_capture(capture, &bytes, &layout, &opts.params, &on_samples)
                             });
                     if tx.send((i, result)).is_err() {
                         break;

@@ -6,12 +6,18 @@
 //! pipeline logic.
 //!
 //! - [`import`]: phone-app `.bin` files and folders into captures.
+//! - [`pull`]: a pendant's ring over BLE (or the simulated pendant) into the ledger.
+//! - [`image`]: a pendant's card image or block device into the ledger.
 //! - [`analyze`]: finding speech in captures (VAD) and storing segments.
 //! - [`job`]: the whole job without a person (`--auto`).
+//! - [`streams`]: ring captures placed on time as the streams they were pulled in.
 
 pub mod analyze;
 pub mod events;
+pub mod image;
 pub mod import;
 pub mod job;
+pub mod pull;
+pub mod streams;
 
 pub use events::{Event, EventSink, Silent, Stage};

@@ -129,6 +129,44 @@ fn capture_from_row(r: &Row<'_>) -> rusqlite::Result<Result<CaptureRow, StoreErr
     }))
 }
 
+/// Records a capture whose bytes are already stored durably under `rel`
+/// (see [`files::store`]); returns its id. Takes a plain connection so that
+/// callers can do it inside their own transaction.
+pub(super) fn insert_capture(
+    conn: &rusqlite::Connection,
+    sha: &str,
+    rel: &std::path::Path,
+    len: u64,
+    new: &NewCapture,
+) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO captures (sha256, format, codec, sample_rate, frame_samples, device, origin,
+             file_name, name_start_ms, clock, first_seq, ring_id, captured_at_ms, stored_path,
+             bytes, imported_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            sha,
+            new.format.as_str(),
+            new.codec.name(),
+            new.codec.sample_rate(),
+            new.codec.frame_samples(),
+            new.device,
+            new.origin,
+            new.file_name,
+            new.name_start.map(|t| t.0),
+            new.clock.as_str(),
+            new.first_seq.map(|v| v as i64),
+            new.ring_id.map(|v| v as i64),
+            new.captured_at.0,
+            rel.to_string_lossy(),
+            len as i64,
+            UtcMillis::now().0,
+        ],
+    )
+    .ctx("cannot record capture")?;
+    Ok(conn.last_insert_rowid())
+}
+
 impl Ledger {
     /// Stores `bytes` durably and records the capture. The same bytes a
     /// second time are a no-op that returns the existing row.
@@ -141,35 +179,8 @@ impl Ledger {
         if let Some(existing) = self.capture_by_hash(&sha)? {
             return Ok((Stored::AlreadyImported, existing));
         }
-        let (sha, rel) = files::store(&self.data_dir, bytes)?;
-        let rel = rel.to_string_lossy().into_owned();
-        self.conn
-            .execute(
-                "INSERT INTO captures (sha256, format, codec, sample_rate, frame_samples, device, origin,
-                     file_name, name_start_ms, clock, first_seq, ring_id, captured_at_ms, stored_path,
-                     bytes, imported_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                params![
-                    sha,
-                    new.format.as_str(),
-                    new.codec.name(),
-                    new.codec.sample_rate(),
-                    new.codec.frame_samples(),
-                    new.device,
-                    new.origin,
-                    new.file_name,
-                    new.name_start.map(|t| t.0),
-                    new.clock.as_str(),
-                    new.first_seq.map(|v| v as i64),
-                    new.ring_id.map(|v| v as i64),
-                    new.captured_at.0,
-                    rel,
-                    bytes.len() as i64,
-                    UtcMillis::now().0,
-                ],
-            )
-            .ctx("cannot record capture")?;
-        let id = self.conn.last_insert_rowid();
+        let (sha, rel) = files::store_hashed(&self.data_dir, bytes, sha)?;
+        let id = insert_capture(&self.conn, &sha, &rel, bytes.len() as u64, new)?;
         Ok((Stored::New, self.capture(id)?))
     }
 
@@ -336,6 +347,57 @@ impl Ledger {
                 Ok(RunRow { run, bad_frames })
             })
             .collect()
+    }
+
+    /// Moves a capture's runs to new start times, and its segments with
+    /// them, atomically. The runs must be the ones stored (same frames and
+    /// samples): only their placement changed, as when audio recorded without
+    /// a clock is estimated again once more of the device's stream arrived.
+    /// Returns how many segments moved.
+    pub fn retime_runs(&mut self, capture_id: i64, runs: &[Run]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction().ctx("cannot start transaction")?;
+        for (i, r) in runs.iter().enumerate() {
+            tx.execute(
+                "UPDATE runs SET start_ms = ?3 WHERE capture_id = ?1 AND run_index = ?2",
+                params![capture_id, i as i64, r.start.0],
+            )
+            .ctx("cannot move run")?;
+        }
+        let moves = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, run_index, sample_start, sample_end FROM segments WHERE capture_id = ?1",
+                )
+                .ctx("cannot list segments")?;
+            stmt.query_map([capture_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .ctx("cannot list segments")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("cannot list segments")?
+        };
+        let mut moved = 0;
+        for (id, run_index, start, end) in moves {
+            let Some(run) = runs.get(run_index) else {
+                return Err(StoreError::Corrupt(format!(
+                    "segment {id} lies in run {run_index} of capture {capture_id}, which has {} runs",
+                    runs.len()
+                )));
+            };
+            moved += tx
+                .execute(
+                    "UPDATE segments SET start_ms = ?2, end_ms = ?3 WHERE id = ?1",
+                    params![id, run.time_at(start).0, run.time_at(end).0],
+                )
+                .ctx("cannot move segment")?;
+        }
+        tx.commit().ctx("cannot commit new run times")?;
+        Ok(moved)
     }
 
     /// Records an anomaly found while importing: about a capture, or about a

@@ -83,7 +83,16 @@ pub fn create_private_dir(dir: &Path) -> Result<(), FileError> {
 /// hash and the path relative to `data_dir`. Storing the same bytes again is
 /// cheap and leaves the existing file alone.
 pub fn store(data_dir: &Path, bytes: &[u8]) -> Result<(String, PathBuf), FileError> {
-    let sha = sha256_hex(bytes);
+    store_hashed(data_dir, bytes, sha256_hex(bytes))
+}
+
+/// [`store`] for bytes whose hash the caller already computed
+/// ([`sha256_hex`] of exactly these bytes), so large captures are hashed once.
+pub fn store_hashed(
+    data_dir: &Path,
+    bytes: &[u8],
+    sha: String,
+) -> Result<(String, PathBuf), FileError> {
     let rel = relative_path(&sha);
     let path = data_dir.join(&rel);
     if let Ok(meta) = fs::metadata(&path)

@@ -88,6 +88,39 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: rings pulled from pendants (`store::ring`): each device's streams (one
+    // per ring: a CLEAR or a new ring id starts another), its resume point,
+    // the seqs every ring capture holds, and a content index of records for
+    // finding ones delivered again under another ring.
+    r#"
+    CREATE TABLE ring_streams (
+        id            INTEGER PRIMARY KEY,
+        device        TEXT    NOT NULL,
+        ring_id       INTEGER,
+        started_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE device_state (
+        device        TEXT    PRIMARY KEY,
+        stream_id     INTEGER REFERENCES ring_streams(id),
+        ring_id       INTEGER,
+        durable_seq   INTEGER,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE ring_spans (
+        capture_id INTEGER PRIMARY KEY REFERENCES captures(id) ON DELETE CASCADE,
+        stream_id  INTEGER NOT NULL REFERENCES ring_streams(id),
+        first_seq  INTEGER NOT NULL,
+        end_seq    INTEGER NOT NULL CHECK (end_seq > first_seq)
+    );
+    CREATE INDEX ring_spans_by_stream ON ring_spans (stream_id, first_seq);
+    CREATE TABLE ring_records (
+        device    TEXT    NOT NULL,
+        digest    BLOB    NOT NULL,
+        stream_id INTEGER NOT NULL REFERENCES ring_streams(id),
+        seq       INTEGER NOT NULL,
+        PRIMARY KEY (device, digest)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

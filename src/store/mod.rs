@@ -11,12 +11,14 @@
 //! (imported bytes, their runs and anomalies), [`segments`](Ledger::segments)
 //! (speech found by VAD and its transcripts), the edit log
 //! ([`record_edit`](Ledger::record_edit), undo, redo) and small key/value
-//! state ([`meta`](Ledger::meta)).
+//! state ([`meta`](Ledger::meta)), and what was pulled from pendants' rings
+//! ([`ring`]: streams, resume points, duplicates).
 
 mod captures;
 mod edits;
 pub mod files;
 pub mod migrations;
+pub mod ring;
 mod segments;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use edits::{EditAction, EditKind, EditState};
+pub use ring::{RingBatch, RingSpan, RingStored};
 pub use segments::{NewSegment, SegmentRow};
 
 /// The database file inside the data directory.

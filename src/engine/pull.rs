@@ -1,0 +1,577 @@
+//! Pulling a pendant's ring into the ledger over BLE (or the simulated
+//! pendant), then finding the speech in it.
+//!
+//! [`LedgerSink`] is the session's [`DurableSink`]: every `persist` is one
+//! [`Ledger::add_ring_records`] (bytes durable first, then one transaction
+//! with the capture, its seqs, its record index and the resume point), so the
+//! session only sends ADVANCE for audio the ledger already holds, and a
+//! killed pull resumes from the ledger with nothing lost and nothing stored
+//! twice. [`pull`] runs the session with progress events (bytes, for KB/s
+//! and ETA), then VAD over whatever arrived, even when the pull failed
+//! half-way. [`device_status`] reads the status characteristic and INFO
+//! without changing anything on the pendant.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
+use super::events::{Event, EventSink, Stage};
+use crate::audio::Codec;
+use crate::clock::UtcMillis;
+use crate::device::link::{Connector, GattLink, LinkError};
+use crate::device::record::RECORD_BYTES;
+use crate::device::ring::{Command, Info, Notification, StorageStatus};
+use crate::device::session::{
+    Discard, DurableSink, Progress, PullError, PullOptions, ResumePoint, SinkError,
+};
+use crate::store::{Ledger, RingBatch, StoreError};
+
+/// What the ledger did with everything a pull handed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stored {
+    /// Records stored now.
+    pub new_records: u64,
+    /// Records whose seqs the ledger already held.
+    pub already_stored: u64,
+    /// Records already held with the same content from another ring.
+    pub duplicates: u64,
+    /// Captures created.
+    pub captures: u64,
+}
+
+/// The ledger as the session's durable sink (see the module docs).
+pub struct LedgerSink<'l> {
+    ledger: &'l mut Ledger,
+    origin: String,
+    codec: Codec,
+    /// Totals so far.
+    pub stored: Stored,
+    /// The ledger error that stopped the pull, with its full cause (the
+    /// session keeps only its message).
+    pub failure: Option<StoreError>,
+}
+
+impl<'l> LedgerSink<'l> {
+    /// A sink storing pendant records (Opus as the pendant encodes it) with
+    /// `origin` (`ble:ID`, `sim:PATH`, `image:PATH`).
+    pub fn new(ledger: &'l mut Ledger, origin: impl Into<String>) -> Self {
+        LedgerSink {
+            ledger,
+            origin: origin.into(),
+            codec: Codec::PENDANT,
+            stored: Stored::default(),
+            failure: None,
+        }
+    }
+
+    /// The ledger.
+    pub fn ledger(&mut self) -> &mut Ledger {
+        self.ledger
+    }
+
+    fn fail(&mut self, e: StoreError) -> SinkError {
+        let err = SinkError::new(&e);
+        self.failure = Some(e);
+        err
+    }
+}
+
+/// A human sentence for a discarded resume point.
+pub fn discard_message(old: ResumePoint, why: &Discard) -> String {
+    match why {
+        Discard::RingReplaced { new_ring_id } => format!(
+            "the pendant's ring was cleared or replaced{}; everything pulled before seq {} of the old ring \
+             is kept, and the pull starts over on the new ring",
+            new_ring_id.map_or(String::new(), |id| format!(" (new ring id {id:#x})")),
+            old.durable_seq
+        ),
+        Discard::RecordsLost { seqs } => format!(
+            "records {}..{} ({} records) were overwritten or freed on the pendant before they \
+             were pulled: lost",
+            seqs.start,
+            seqs.end,
+            seqs.end - seqs.start
+        ),
+    }
+}
+
+impl DurableSink for LedgerSink<'_> {
+    fn persist(
+        &mut self,
+        device: &str,
+        ring_id: Option<u64>,
+        first_seq: u64,
+        records: &[u8],
+    ) -> Result<(), SinkError> {
+        let batch = RingBatch {
+            device,
+            ring_id,
+            first_seq,
+            records,
+            codec: self.codec,
+            origin: &self.origin,
+            captured_at: UtcMillis::now(),
+        };
+        match self.ledger.add_ring_records(&batch) {
+            Ok(s) => {
+                self.stored.new_records += s.new_records;
+                self.stored.already_stored += s.already_stored;
+                self.stored.duplicates += s.duplicates;
+                self.stored.captures += s.captures.len() as u64;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn resume_point(&self, device: &str) -> Result<Option<ResumePoint>, SinkError> {
+        self.ledger
+            .ring_resume_point(device)
+            .map_err(SinkError::new)
+    }
+
+    fn discard_resume_point(
+        &mut self,
+        device: &str,
+        old: ResumePoint,
+        why: &Discard,
+    ) -> Result<(), SinkError> {
+        let new_ring = matches!(why, Discard::RingReplaced { .. });
+        match self
+            .ledger
+            .discard_ring_resume_point(device, new_ring, &discard_message(old, why))
+        {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+/// A connector under another device key (`pull --name`).
+pub struct Renamed<'c> {
+    inner: &'c mut dyn Connector,
+    name: String,
+}
+
+impl<'c> Renamed<'c> {
+    /// `inner`, known in the ledger as `name`.
+    pub fn new(inner: &'c mut dyn Connector, name: impl Into<String>) -> Self {
+        Renamed {
+            inner,
+            name: name.into(),
+        }
+    }
+}
+
+impl Connector for Renamed<'_> {
+    fn device_id(&self) -> String {
+        self.name.clone()
+    }
+
+    fn connect(&mut self) -> Result<Box<dyn GattLink>, LinkError> {
+        self.inner.connect()
+    }
+}
+
+/// How the link went, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkSummary {
+    /// Distinct records received.
+    pub records_received: u64,
+    /// DATA bytes received (re-sent ones included).
+    pub bytes_received: u64,
+    /// Bytes received more than once (after drops).
+    pub resent_bytes: u64,
+    /// Seqs persisted in the final ring, `[start, end)`.
+    pub seq_range: Option<[u64; 2]>,
+    /// The ring id (custody firmware), hex.
+    pub ring_id: Option<String>,
+    /// Whether custody v1 was granted.
+    pub custody: bool,
+    /// The seq the pendant freed everything before (the last ADVANCE it acknowledged).
+    pub advanced_to: Option<u64>,
+    /// Records still unread on the pendant afterwards.
+    pub unread_on_device: u64,
+    /// Records the pendant dropped (overwritten before they were read), from INFO.
+    pub dropped_on_device: Option<u64>,
+    /// Connections made.
+    pub connections: u32,
+    /// Drops and timeouts survived.
+    pub drops: u32,
+    /// READs retried because storage was busy.
+    pub busy_retries: u32,
+    /// The ring was cleared or replaced since the last pull.
+    pub ring_replaced: bool,
+    /// The ATT MTU of the last connection.
+    pub mtu: u16,
+    /// Wall time of the transfer, seconds.
+    pub elapsed_s: f64,
+    /// Distinct record bytes per second, in KB/s.
+    pub kb_per_s: f64,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullSummary {
+    /// The device key in the ledger.
+    pub device: String,
+    /// Where the records came from.
+    pub origin: String,
+    /// What the ledger stored.
+    pub stored: Stored,
+    /// The transfer.
+    pub link: LinkSummary,
+    /// Things worth telling the person, in order.
+    pub notes: Vec<String>,
+    /// VAD over the new audio.
+    pub vad: AnalyzeReport,
+    /// Why the pull stopped early, if it did (what arrived is kept).
+    pub error: Option<String>,
+}
+
+/// Why a pull stopped, for the exit code.
+#[derive(Debug)]
+pub enum PullStop {
+    /// The session failed (the summary says what arrived before).
+    Session(PullError),
+    /// The ledger failed.
+    Ledger(StoreError),
+}
+
+/// Pulls through `connector` into the ledger, reporting progress as
+/// [`Stage::Pull`] events in bytes, then analyses what arrived. The summary
+/// is returned even when the pull stopped early, with the reason.
+pub fn pull(
+    ledger: &mut Ledger,
+    connector: &mut dyn Connector,
+    origin: &str,
+    opts: &PullOptions,
+    analyze_opts: &AnalyzeOptions,
+    events: &dyn EventSink,
+) -> Result<(PullSummary, Option<PullStop>), StoreError> {
+    let device = connector.device_id();
+    let started = Instant::now();
+    let mut announced = 0u64;
+    let mut on_progress = |p: &Progress| {
+        let total = p.total_records * RECORD_BYTES as u64;
+        if total != announced {
+            if announced == 0 {
+                events.emit(Event::StageStarted {
+                    stage: Stage::Pull,
+                    total,
+                    unit: "bytes",
+                });
+            }
+            announced = total;
+        }
+        events.emit(Event::Progress {
+            stage: Stage::Pull,
+            done: (p.records * RECORD_BYTES as u64).min(total),
+            total,
+        });
+        ControlFlow::Continue(())
+    };
+    let mut sink = LedgerSink::new(ledger, origin);
+    let result = crate::device::session::pull(connector, &mut sink, opts, &mut on_progress);
+    let (report, stop) = match result {
+        Ok(r) => (r, None),
+        Err(failed) => {
+            let stop = match (&failed.error, sink.failure.take()) {
+                (PullError::Sink(_), Some(e)) => PullStop::Ledger(e),
+                (e, _) => PullStop::Session(e.clone()),
+            };
+            (failed.report, Some(stop))
+        }
+    };
+    let stored = sink.stored.clone();
+    let elapsed = started.elapsed().as_secs_f64();
+    let distinct = report.records_received * RECORD_BYTES as u64;
+    events.emit(Event::StageFinished {
+        stage: Stage::Pull,
+        summary: format!(
+            "{} records ({:.1} MB) in {:.1} s: {} new, {} already in the ledger",
+            report.records_received,
+            distinct as f64 / 1e6,
+            elapsed,
+            stored.new_records,
+            stored.already_stored + stored.duplicates
+        ),
+    });
+    for n in &report.notes {
+        events.emit(Event::Warning {
+            origin: device.clone(),
+            message: n.clone(),
+        });
+    }
+    let link = LinkSummary {
+        records_received: report.records_received,
+        bytes_received: report.bytes_received,
+        resent_bytes: report.resent_bytes,
+        seq_range: report.seq_range.as_ref().map(|r| [r.start, r.end]),
+        ring_id: report.ring_id.map(|r| format!("{r:#018x}")),
+        custody: report.custody.is_some(),
+        advanced_to: report.advanced_to,
+        unread_on_device: report.unread_on_device,
+        dropped_on_device: report.info.map(|i| i.dropped),
+        connections: report.connections,
+        drops: report.drops,
+        busy_retries: report.busy_retries,
+        ring_replaced: report.ring_replaced,
+        mtu: report.mtu,
+        elapsed_s: elapsed,
+        kb_per_s: if elapsed > 0.0 {
+            distinct as f64 / 1000.0 / elapsed
+        } else {
+            0.0
+        },
+    };
+    let vad = analyze(ledger, analyze_opts, events)?;
+    let error = stop.as_ref().map(|s| match s {
+        PullStop::Session(e) => e.to_string(),
+        PullStop::Ledger(e) => e.to_string(),
+    });
+    Ok((
+        PullSummary {
+            device,
+            origin: origin.to_string(),
+            stored,
+            link,
+            notes: report.notes,
+            vad,
+            error,
+        },
+        stop,
+    ))
+}
+
+/// A pendant's storage as it reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceStatus {
+    /// The device key.
+    pub device: String,
+    /// Ring capacity in records.
+    pub capacity_records: u64,
+    /// Records not yet freed (`write_seq - read_seq`).
+    pub unread_records: u64,
+    /// How full the ring is, 0-100.
+    pub fill_percent: f64,
+    /// About how much audio the unread records hold, seconds (10 records a second).
+    pub unread_audio_s: f64,
+    /// Records overwritten or declared lost since the ring began.
+    pub dropped_records: u64,
+    /// Whether the pendant's clock is set (status characteristic).
+    pub clock_valid: Option<bool>,
+    /// The ring id (custody firmware), hex.
+    pub ring_id: Option<String>,
+    /// Oldest unread seq.
+    pub read_seq: u64,
+    /// One past the newest seq.
+    pub write_seq: u64,
+    /// Bytes in use and free (status characteristic).
+    pub used_bytes: Option<u32>,
+    /// Free bytes (status characteristic).
+    pub free_bytes: Option<u32>,
+    /// The ATT MTU.
+    pub mtu: u16,
+}
+
+impl DeviceStatus {
+    fn new(device: String, info: &Info, status: Option<StorageStatus>, mtu: u16) -> Self {
+        let unread = info.unread();
+        DeviceStatus {
+            device,
+            capacity_records: info.capacity as u64,
+            unread_records: unread,
+            fill_percent: if info.capacity > 0 {
+                (unread as f64 * 100.0 / info.capacity as f64).min(100.0)
+            } else {
+                0.0
+            },
+            unread_audio_s: unread as f64 / 10.0,
+            dropped_records: info.dropped,
+            clock_valid: status.map(|s| s.clock_valid),
+            ring_id: info.ring_id().map(|r| format!("{r:#018x}")),
+            read_seq: info.read_seq,
+            write_seq: info.write_seq,
+            used_bytes: status.map(|s| s.used_bytes),
+            free_bytes: status.map(|s| s.free_bytes),
+            mtu,
+        }
+    }
+}
+
+/// Reads the status characteristic and INFO. Writes nothing but the INFO
+/// request: no time, no ADVANCE, no CLEAR.
+pub fn device_status(
+    connector: &mut dyn Connector,
+    timeout: Duration,
+) -> Result<DeviceStatus, LinkError> {
+    let mut link = connector.connect()?;
+    let result = (|| {
+        let status = StorageStatus::decode(&link.read_status()?).ok();
+        link.write_control(&Command::Info.encode())?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(bytes) = link.recv_notification(left)? else {
+                return Err(LinkError::Other(format!(
+                    "no INFO answer within {} s",
+                    timeout.as_secs()
+                )));
+            };
+            if let Ok(Notification::Info(info)) = Notification::decode(&bytes) {
+                return Ok(DeviceStatus::new(
+                    connector.device_id(),
+                    &info,
+                    status,
+                    link.mtu(),
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(LinkError::Other("no INFO answer".into()));
+            }
+        }
+    })();
+    let _ = link.disconnect();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::session::TimeSync;
+    use crate::device::sim::SimPendant;
+    use crate::device::usb::Variant;
+    use crate::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_records};
+    use crate::engine::Silent;
+
+    fn opts() -> PullOptions {
+        PullOptions {
+            time_sync: TimeSync::At(1_717_300_000),
+            reconnect_backoff: Duration::ZERO,
+            busy_backoff: Duration::ZERO,
+            max_reconnects: 20,
+            batch_records: 100,
+            ..PullOptions::default()
+        }
+    }
+
+    fn analyze_opts() -> AnalyzeOptions {
+        AnalyzeOptions {
+            params: crate::vad::VadParams::default(),
+            rerun_all: false,
+            workers: 1,
+        }
+    }
+
+    fn image(records: u64) -> Vec<u8> {
+        let mut b = FixtureBuilder::new(Variant::C, 64).unwrap();
+        b.record(records, 36).unwrap();
+        b.finish()
+    }
+
+    /// Every record the ledger holds for `device`, by seq, from its captures.
+    fn ledger_records(ledger: &Ledger, device: &str) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for stream in ledger.ring_streams(device).unwrap() {
+            for span in ledger.ring_spans(stream).unwrap() {
+                let c = ledger.capture(span.capture_id).unwrap();
+                let bytes = ledger.capture_bytes(&c).unwrap();
+                for (i, r) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
+                    out.push((span.seqs.start + i as u64, r.to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn drops_lose_nothing_and_store_nothing_twice_and_advance_only_durable_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let sim = SimPendant::from_image(image(1000), "drop-random=40000,seed=3,mtu=100").unwrap();
+        let data_dir = dir.path().to_path_buf();
+        // Every ADVANCE must be at or below what the ledger holds durably.
+        sim.on_advance(move |ev| {
+            let l = Ledger::open_read_only(&data_dir).unwrap();
+            let durable = l
+                .ring_resume_point("sim:sim")
+                .unwrap()
+                .map_or(0, |r| r.durable_seq);
+            assert!(
+                ev.seq <= durable,
+                "ADVANCE to {} past durable {durable}",
+                ev.seq
+            );
+        });
+        let mut conn = sim.clone();
+        let (summary, stop) = pull(
+            &mut ledger,
+            &mut conn,
+            "sim:test",
+            &opts(),
+            &analyze_opts(),
+            &Silent,
+        )
+        .unwrap();
+        assert!(stop.is_none(), "{:?}", summary.error);
+        assert!(summary.link.drops > 3, "{:?}", summary.link);
+        assert_eq!(summary.stored.new_records, 1000);
+        let got = ledger_records(&ledger, "sim:sim");
+        let want = fixture_records(0, 0..1000, FixtureClock::Wall);
+        assert_eq!(got.len(), 1000);
+        for (i, (seq, rec)) in got.iter().enumerate() {
+            assert_eq!(*seq, i as u64);
+            assert_eq!(&rec[..], &want[i * RECORD_BYTES..(i + 1) * RECORD_BYTES]);
+        }
+        assert_eq!(sim.metadata().read_seq, 1000);
+        // Again: nothing new.
+        let (again, _) = pull(
+            &mut ledger,
+            &mut conn,
+            "sim:test",
+            &opts(),
+            &analyze_opts(),
+            &Silent,
+        )
+        .unwrap();
+        assert_eq!(again.stored.new_records, 0);
+    }
+
+    #[test]
+    fn a_failing_ledger_stops_the_pull_and_frees_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        // The captures directory cannot be created: a file is in its way.
+        std::fs::write(dir.path().join("captures"), b"in the way").unwrap();
+        let sim = SimPendant::from_image(image(300), "").unwrap();
+        let mut conn = sim.clone();
+        let (summary, stop) = pull(
+            &mut ledger,
+            &mut conn,
+            "sim:test",
+            &opts(),
+            &analyze_opts(),
+            &Silent,
+        )
+        .unwrap();
+        assert!(matches!(stop, Some(PullStop::Ledger(_))), "{stop:?}");
+        assert!(summary.error.unwrap().contains("captures"));
+        assert!(sim.advances().is_empty());
+        assert_eq!(sim.metadata().read_seq, 0);
+    }
+
+    #[test]
+    fn status_reads_without_changing_anything() {
+        let img = image(500);
+        let sim = SimPendant::from_image(img.clone(), "").unwrap();
+        let mut conn = sim.clone();
+        let st = device_status(&mut conn, Duration::from_secs(1)).unwrap();
+        assert_eq!(st.unread_records, 500);
+        assert_eq!(st.capacity_records, 64 * 36);
+        assert!(st.ring_id.is_some());
+        assert_eq!(sim.image().unwrap(), img);
+    }
+}
