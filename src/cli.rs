@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Pull the Omi pendant's offline backlog, find the speech, review it as a timeline, and push it to the Omi cloud exactly once.";
 
 const LONG_ABOUT: &str = "\
 omi-sync pulls the audio your Omi pendant recorded offline (the phone app's .bin files, \
-the pendant's storage over USB, or BLE), finds the speech in it with Silero VAD, lays it \
+the pendant's storage card, or Bluetooth), finds the speech in it with Silero VAD, lays it \
 out as a chronological timeline of conversations (a new one after 120 s of silence, as the \
 Omi cloud does), lets you merge and split conversations, and only then sends them.
 
@@ -21,6 +21,8 @@ const AFTER_HELP: &str = "\
 Examples:
   omi-sync --auto --source demo        Run the whole job on the built-in demo backlog
   omi-sync import ~/Downloads/omi/     Import a folder of the phone app's .bin files
+  omi-sync devices                     Find pendants in Bluetooth range
+  omi-sync pull --device AA:BB:CC:DD:EE:FF   Pull the pendant's backlog over Bluetooth
   omi-sync timeline                    Show the conversations found so far
   omi-sync merge 3fa9c2 81d0e4         Join two conversations (ids from `timeline`)
   omi-sync split 42                    Start a new conversation at segment 42
@@ -51,7 +53,9 @@ pub struct Cli {
     pub auto: bool,
 
     /// With --auto: where the backlog comes from: `demo` (the built-in demo),
-    /// or a phone-app .bin file or folder.
+    /// a phone-app .bin file or folder, `image:PATH` (the pendant's card or
+    /// its image), `device:ID` (the pendant over Bluetooth) or `sim:PATH`
+    /// (the simulated pendant serving an image).
     #[arg(long, value_name = "SOURCE", requires = "auto")]
     pub source: Option<String>,
 
@@ -161,11 +165,143 @@ pub enum Command {
         example: bool,
     },
 
+    /// List the Omi pendants in Bluetooth range.
+    ///
+    /// Scans for pendants advertising the storage service and prints each
+    /// one's id (its address), name and signal strength. Use the id with
+    /// `omi-sync pull --device ID`. Wake the pendant first (press its button)
+    /// and disconnect the phone app from it: a pendant talks to one host at a time.
+    Devices {
+        /// How long to scan, in seconds.
+        #[arg(long, default_value_t = 8, value_name = "SECS")]
+        scan: u64,
+    },
+
+    /// Pull the pendant's offline backlog into the ledger and find the speech in it.
+    #[command(long_about = PULL_ABOUT, after_help = PULL_AFTER_HELP)]
+    Pull(PullArgs),
+
+    /// Look at a pendant without changing anything on it.
+    Device {
+        /// What to look at.
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+
     /// Print a shell completion script (e.g. `omi-sync completions bash > ~/.local/share/bash-completion/completions/omi-sync`).
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+const PULL_ABOUT: &str = "\
+Pull the pendant's offline backlog into the ledger and find the speech in it.
+
+From a pendant over Bluetooth (--device), from its storage card or an image of it \
+(--image), or from the simulated pendant serving an image file (--sim), which speaks the \
+same byte protocol as the pendant and is how the Bluetooth path is tested.
+
+Over Bluetooth, records are written to the ledger and fsync'd before the pendant is told \
+it may free them (ADVANCE), so a dropped link or a killed process loses nothing: the next \
+pull resumes where the ledger ends, and records delivered again are not stored twice. \
+--keep-on-device never frees anything. A card is only ever read.
+
+The new audio is analysed at once: `omi-sync segments` and `omi-sync timeline` show it.";
+
+const PULL_AFTER_HELP: &str = "\
+Examples:
+  omi-sync pull --device AA:BB:CC:DD:EE:FF          Pull and free what arrived
+  omi-sync pull --device Omi --keep-on-device       Copy, leave everything on the pendant
+  omi-sync pull --image /dev/sdb --forensic         Read the card; also list older data on it
+  omi-sync pull --sim ring.img --sim-faults drop-every=4096,mtu=23
+
+--sim-faults SPEC: comma-separated items, `key` or `key=value`:
+  mtu=N                      ATT MTU 23..517 (default 247); DATA carries N-4 bytes
+  delay-ms=N                 wait N ms before each notification (a slow link)
+  drop-every=N               drop the link every N DATA bytes on a connection
+  drop-at=N                  drop once when N DATA bytes went out in total (repeatable)
+  drop-random=N, seed=S      drop at random, on average every N DATA bytes
+  drop-on-advance[=K]        drop the link when the K-th ADVANCE arrives, losing it
+  stall-after=N              go silent once N DATA bytes went out
+  busy-first-read[=K]        answer the first K READs with status 9 (storage not ready)
+  cleared-between-sessions[=M]  CLEAR the ring (new ring id) and record M records before
+                             every connection but the first
+  clock-not-set=A..B         records A..B were recorded without a clock
+  no-custody                 old firmware: no ring id, no custody
+  live-mark-every=N          a LIVE_MARK after every N DATA notifications
+
+Exit codes: 0 pulled, 3 some audio on the card was unreadable, 5 the link failed \
+(what arrived is kept; run again), 7 Bluetooth is unusable on this host or the ledger \
+failed, 9 nothing new.";
+
+/// Which pendant to talk to: `--device` or `--sim` (one of them; `pull`
+/// also takes `--image`).
+#[derive(Debug, Args)]
+pub struct PendantArgs {
+    /// The pendant over Bluetooth: its id from `omi-sync devices` (the
+    /// address) or its advertised name.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+
+    /// The simulated pendant, serving the ring in this storage image file
+    /// (freeing records writes new metadata into the file, as the pendant
+    /// writes its card).
+    #[arg(long, value_name = "IMAGE")]
+    pub sim: Option<PathBuf>,
+
+    /// Faults for the simulated pendant, with --sim (see `omi-sync pull --help`).
+    #[arg(long, value_name = "SPEC")]
+    pub sim_faults: Option<String>,
+
+    /// How long to look for a Bluetooth pendant before giving up, in seconds.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub scan: u64,
+}
+
+/// `omi-sync pull`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("from").required(true).args(["device", "image", "sim"])))]
+pub struct PullArgs {
+    /// The pendant to pull from.
+    #[command(flatten)]
+    pub pendant: PendantArgs,
+
+    /// The pendant's storage card (a block device such as /dev/sdb) or an
+    /// image of it. Only read, never written.
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+
+    /// Copy only: never tell the pendant to free records (no ADVANCE, no CLEAR).
+    #[arg(long)]
+    pub keep_on_device: bool,
+
+    /// With --image: also list what else is still on the card (records
+    /// already freed, older laps, other rings). Listed only, never imported.
+    #[arg(long)]
+    pub forensic: bool,
+
+    /// The name the pendant goes by in the ledger [default: its Bluetooth
+    /// id, `sim:IMAGE`, or `image:PATH`]. Give a card and the pendant it
+    /// came from the same name, and records pulled both ways are stored once.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// What `omi-sync device` can look at.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// How full the pendant's storage is: fill level, unread records (and
+    /// about how much audio they hold), dropped records, whether its clock is set.
+    ///
+    /// Reads the status characteristic and INFO; writes nothing that changes
+    /// the pendant.
+    #[command(group(ArgGroup::new("from").required(true).args(["device", "sim"])))]
+    Status {
+        /// The pendant.
+        #[command(flatten)]
+        pendant: PendantArgs,
     },
 }
 
@@ -195,6 +331,35 @@ mod tests {
     fn source_needs_auto_and_import_needs_paths() {
         assert!(Cli::try_parse_from(["omi-sync", "--source", "demo"]).is_err());
         assert!(Cli::try_parse_from(["omi-sync", "import"]).is_err());
+    }
+
+    #[test]
+    fn pull_needs_exactly_one_source() {
+        assert!(Cli::try_parse_from(["omi-sync", "pull"]).is_err());
+        assert!(
+            Cli::try_parse_from(["omi-sync", "pull", "--device", "a", "--sim", "r.img"]).is_err()
+        );
+        let c = Cli::try_parse_from([
+            "omi-sync",
+            "pull",
+            "--sim",
+            "r.img",
+            "--sim-faults",
+            "mtu=23",
+            "--keep-on-device",
+        ])
+        .unwrap();
+        let Some(Command::Pull(p)) = c.command else {
+            panic!("not pull");
+        };
+        assert!(p.keep_on_device);
+        assert_eq!(p.pendant.sim_faults.as_deref(), Some("mtu=23"));
+        assert!(Cli::try_parse_from(["omi-sync", "device", "status"]).is_err());
+        assert!(
+            Cli::try_parse_from(["omi-sync", "device", "status", "--image", "x"]).is_err(),
+            "status reads a pendant, not a card"
+        );
+        assert!(Cli::try_parse_from(["omi-sync", "device", "status", "--device", "a"]).is_ok());
     }
 
     #[test]

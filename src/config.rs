@@ -49,7 +49,9 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoConfig {
-    /// Where the backlog comes from: `demo`, or a folder of phone-app files.
+    /// Where the backlog comes from: `demo`, a folder of phone-app files,
+    /// `image:PATH` (the pendant's card), `device:ID` (the pendant over
+    /// Bluetooth) or `sim:PATH` (the simulated pendant).
     pub source: Option<String>,
 }
 

@@ -4,32 +4,14 @@
 
 mod common;
 
-use common::demo_frames;
+use common::{demo_frames, pack_records as records};
 use omi_sync::audio::Codec;
 use omi_sync::clock::{ClockTrust, UtcMillis};
 use omi_sync::device::capture::CaptureFormat;
-use omi_sync::device::record::build_record;
 use omi_sync::engine::Silent;
 use omi_sync::engine::analyze::{AnalyzeOptions, analyze};
 use omi_sync::store::{Ledger, NewCapture};
 use omi_sync::vad::VadParams;
-
-/// Packs frames into records as the firmware does (whole frames, a frame
-/// that would fill the payload starts a new record), stamping each record
-/// with the second of its first frame from `start` (a raw timestamp).
-fn records(frames: &[Vec<u8>], start_raw: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < frames.len() {
-        let elapsed_s = (i * 20 / 1000) as u32;
-        let refs: Vec<&[u8]> = frames[i..].iter().take(8).map(|f| &f[..]).collect();
-        let (rec, used) = build_record(start_raw + elapsed_s, &refs);
-        assert!(used > 0);
-        out.extend_from_slice(&rec);
-        i += used;
-    }
-    out
-}
 
 #[test]
 fn gaps_are_kept_and_clock_not_set_audio_is_estimated() {

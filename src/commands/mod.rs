@@ -5,9 +5,11 @@
 //! in [`crate::engine`], never here.
 
 mod auto;
+mod device;
 mod edit;
 mod import;
 mod overview;
+mod pull;
 mod segments;
 mod settings;
 mod timeline;
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, DeviceCommand, GlobalArgs};
 use crate::config::{Config, default_config_path};
 use crate::exit::{CommandResult, Failure};
 use crate::store::Ledger;
@@ -102,6 +104,11 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Redo) => edit::redo(&ctx),
         Some(Command::Vad { rerun }) => import::vad(&ctx, rerun),
         Some(Command::Config { example }) => settings::config(&ctx, example),
+        Some(Command::Devices { scan }) => device::devices(&ctx, scan),
+        Some(Command::Pull(args)) => pull::run(&ctx, &args),
+        Some(Command::Device {
+            command: DeviceCommand::Status { pendant },
+        }) => device::status(&ctx, &pendant),
         Some(Command::Completions { shell }) => settings::completions(shell),
     }
 }

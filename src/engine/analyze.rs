@@ -53,6 +53,19 @@ pub struct AnalyzeReport {
     pub retimed: usize,
 }
 
+impl AnalyzeReport {
+    /// Adds another run's counts to these (a job that analysed in two steps).
+    pub fn absorb(&mut self, other: &AnalyzeReport) {
+        self.captures += other.captures;
+        self.failed += other.failed;
+        self.segments += other.segments;
+        self.audio_s += other.audio_s;
+        self.speech_s += other.speech_s;
+        self.bad_frames += other.bad_frames;
+        self.retimed += other.retimed;
+    }
+}
+
 /// Why analysis of one capture failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {

@@ -2,20 +2,27 @@
 //! from a source, find the speech, lay out the timeline.
 //!
 //! It resumes whatever an earlier run left: captures imported but not
-//! analysed are analysed, and importing what is already in the ledger is a
-//! no-op.
+//! analysed are analysed, importing what is already in the ledger is a
+//! no-op, and a pull continues from the ledger's resume point.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 use super::events::{Event, EventSink, Stage};
+use super::image::{ImageStop, ImageSummary, pull_image};
 use super::import::{FileStatus, ImportReport, import_bytes, import_paths};
+use super::pendant::{Pendant, PendantError};
+use super::pull::{PullStop, PullSummary, pull};
 use crate::clock::UtcMillis;
 use crate::device::demo;
 use crate::store::{Ledger, StoreError};
 use crate::timeline::{Domain, Rules, Timeline, build};
+
+/// How long `device:ID` scans for the pendant before giving up.
+pub const DEVICE_SCAN: Duration = Duration::from_secs(20);
 
 /// Where `--auto` takes the backlog from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,24 +31,86 @@ pub enum Source {
     Demo,
     /// A phone-app `.bin` file or a folder of them.
     Files(PathBuf),
+    /// A card image or block device of the pendant's storage (`image:PATH`).
+    Image(PathBuf),
+    /// A pendant to pull from: `device:ID` over Bluetooth, `sim:PATH` simulated.
+    Pendant(Pendant),
 }
 
 impl Source {
-    /// Parses `demo` or a path.
+    /// Parses `demo`, `image:PATH`, `sim:PATH`, `device:ID`, or a path to
+    /// phone-app `.bin` files.
     pub fn parse(text: &str) -> Result<Source, String> {
+        let nonempty = |kind: &str, rest: &str| {
+            if rest.is_empty() {
+                Err(format!(
+                    "`{kind}:` needs a value after the colon, e.g. `{kind}:{}`",
+                    match kind {
+                        "device" => "AA:BB:CC:DD:EE:FF",
+                        _ => "/path/to/ring.img",
+                    }
+                ))
+            } else {
+                Ok(rest.to_string())
+            }
+        };
+        if let Some(rest) = text.strip_prefix("image:") {
+            return Ok(Source::Image(nonempty("image", rest)?.into()));
+        }
+        if let Some(rest) = text.strip_prefix("sim:") {
+            return Ok(Source::Pendant(Pendant::Sim {
+                image: nonempty("sim", rest)?.into(),
+                faults: String::new(),
+            }));
+        }
+        if let Some(rest) = text.strip_prefix("device:") {
+            return Ok(Source::Pendant(Pendant::Bluetooth {
+                id: nonempty("device", rest)?,
+                scan: DEVICE_SCAN,
+            }));
+        }
         match text {
-            "" => Err("an empty source: use `demo` or a path to .bin files".into()),
+            "" => Err(
+                "an empty source: use `demo`, a path to .bin files, `image:PATH`, `sim:PATH` or `device:ID`"
+                    .into(),
+            ),
             "demo" => Ok(Source::Demo),
             path => Ok(Source::Files(PathBuf::from(path))),
         }
     }
 }
 
+/// What a pull from a pendant or a card brought in.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pulled {
+    /// Over Bluetooth or from the simulated pendant.
+    Pendant(PullSummary),
+    /// From a card image or block device.
+    Image(ImageSummary),
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pendant could not be reached at all.
+    #[error(transparent)]
+    Pendant(#[from] PendantError),
+    /// The card image could not be read.
+    #[error(transparent)]
+    Image(#[from] ImageStop),
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobReport {
-    /// The import stage.
+    /// The import stage (phone-app files and the demo).
     pub import: ImportReport,
+    /// The pull (pendant and card sources).
+    pub pulled: Option<Pulled>,
     /// The VAD stage.
     pub vad: AnalyzeReport,
     /// Conversations on the timeline afterwards.
@@ -52,7 +121,8 @@ pub struct JobReport {
     pub pending_segments: usize,
 }
 
-/// Imports the source's files (new ones only).
+/// Imports the source's files (new ones only). Pendants and cards are
+/// pulled, not imported: for them this imports nothing (see [`run`]).
 pub fn import_source(
     ledger: &mut Ledger,
     source: &Source,
@@ -60,6 +130,7 @@ pub fn import_source(
 ) -> Result<ImportReport, StoreError> {
     match source {
         Source::Files(path) => import_paths(ledger, std::slice::from_ref(path), events),
+        Source::Image(_) | Source::Pendant(_) => Ok(ImportReport::default()),
         Source::Demo => {
             let now = UtcMillis::now();
             let mut report = ImportReport::default();
@@ -103,21 +174,46 @@ pub fn import_source(
     }
 }
 
-/// Runs import and VAD, then lays out the timeline.
+/// Brings the source in (import, or pull, which finds the speech itself)
+/// and finds the speech in whatever else is waiting, then lays out the
+/// timeline. A pull that stopped half-way keeps what arrived; its summary
+/// says why it stopped.
 pub fn run(
     ledger: &mut Ledger,
     source: &Source,
     vad: &AnalyzeOptions,
     rules: &Rules,
     events: &dyn EventSink,
-) -> Result<(JobReport, Timeline), StoreError> {
-    let import = import_source(ledger, source, events)?;
-    let vad = analyze(ledger, vad, events)?;
+) -> Result<(JobReport, Timeline), JobError> {
+    let (import, pulled) = match source {
+        Source::Demo | Source::Files(_) => (import_source(ledger, source, events)?, None),
+        Source::Image(path) => {
+            let device = format!("image:{}", path.display());
+            let s = pull_image(ledger, path, &device, false, vad, events)?;
+            (ImportReport::default(), Some(Pulled::Image(s)))
+        }
+        Source::Pendant(p) => {
+            let mut connector = p.connector()?;
+            let opts = p.pull_options(false);
+            let (s, stop) = pull(ledger, connector.as_mut(), &p.origin(), &opts, vad, events)?;
+            if let Some(PullStop::Ledger(e)) = stop {
+                return Err(e.into());
+            }
+            (ImportReport::default(), Some(Pulled::Pendant(s)))
+        }
+    };
+    let mut vad_report = analyze(ledger, vad, events)?;
+    match &pulled {
+        Some(Pulled::Pendant(s)) => vad_report.absorb(&s.vad),
+        Some(Pulled::Image(s)) => vad_report.absorb(&s.vad),
+        None => {}
+    }
     let segments: Vec<_> = ledger.segments()?.iter().map(|s| s.to_timeline()).collect();
     let timeline = build(&segments, &ledger.active_overrides()?, rules);
     let report = JobReport {
         import,
-        vad,
+        pulled,
+        vad: vad_report,
         conversations: timeline.conversations.len(),
         estimated_conversations: timeline
             .conversations
@@ -130,4 +226,33 @@ pub fn run(
             .count(),
     };
     Ok((report, timeline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_by_prefix() {
+        assert_eq!(Source::parse("demo").unwrap(), Source::Demo);
+        assert_eq!(
+            Source::parse("image:/dev/sdb").unwrap(),
+            Source::Image("/dev/sdb".into())
+        );
+        assert!(matches!(
+            Source::parse("sim:/tmp/r.img").unwrap(),
+            Source::Pendant(Pendant::Sim { image, .. }) if image == std::path::Path::new("/tmp/r.img")
+        ));
+        assert!(matches!(
+            Source::parse("device:AA:BB:CC:DD:EE:FF").unwrap(),
+            Source::Pendant(Pendant::Bluetooth { id, .. }) if id == "AA:BB:CC:DD:EE:FF"
+        ));
+        assert_eq!(
+            Source::parse("/home/me/omi").unwrap(),
+            Source::Files("/home/me/omi".into())
+        );
+        let e = Source::parse("device:").unwrap_err();
+        assert!(e.contains("`device:` needs a value"), "{e}");
+        assert!(Source::parse("").is_err());
+    }
 }

@@ -7,6 +7,7 @@
 //!
 //! - [`import`]: phone-app `.bin` files and folders into captures.
 //! - [`pull`]: a pendant's ring over BLE (or the simulated pendant) into the ledger.
+//! - [`pendant`]: which pendant to talk to (Bluetooth or simulated).
 //! - [`image`]: a pendant's card image or block device into the ledger.
 //! - [`analyze`]: finding speech in captures (VAD) and storing segments.
 //! - [`job`]: the whole job without a person (`--auto`).
@@ -17,6 +18,7 @@ pub mod events;
 pub mod image;
 pub mod import;
 pub mod job;
+pub mod pendant;
 pub mod pull;
 pub mod streams;
 

@@ -1,11 +1,16 @@
 //! Shared helpers for integration tests: running the real binary against a
-//! throwaway data directory, and building phone-app files from the demo.
+//! throwaway data directory, building phone-app files and pendant storage
+//! images from the demo, and reading back what the ledger holds of a ring.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use omi_sync::device::record::{RECORD_BYTES, build_record};
+use omi_sync::device::usb::Variant;
+use omi_sync::device::usb::fixture::FixtureBuilder;
 use omi_sync::device::{demo, wal};
+use omi_sync::store::Ledger;
 
 /// A throwaway data directory and a way to run `omi-sync` against it.
 pub struct Sandbox {
@@ -103,5 +108,60 @@ pub fn demo_frames(index: usize) -> Vec<Vec<u8>> {
 pub fn body(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     wal::write_body(&mut out, frames.iter().map(|f| &f[..])).unwrap();
+    out
+}
+
+/// Packs frames into records as the firmware does (whole frames, a frame
+/// that would fill the payload starts a new record), stamping each record
+/// with the second of its first frame from `start` (a raw timestamp).
+pub fn pack_records(frames: &[Vec<u8>], start_raw: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < frames.len() {
+        let elapsed_s = (i * 20 / 1000) as u32;
+        let refs: Vec<&[u8]> = frames[i..].iter().take(8).map(|f| &f[..]).collect();
+        let (rec, used) = build_record(start_raw + elapsed_s, &refs);
+        assert!(used > 0);
+        out.extend_from_slice(&rec);
+        i += used;
+    }
+    out
+}
+
+/// When the speech image's first session starts (unix seconds).
+pub const SPEECH_T0: u32 = 1_748_854_800;
+
+/// A variant C storage image holding the demo's speech as the pendant
+/// records it: session A (demo files 0-2, three minutes) from
+/// [`SPEECH_T0`], then session B (files 3-4) an hour later. Returns the
+/// image and the records in it (seqs from 0).
+pub fn speech_image() -> (Vec<u8>, Vec<u8>) {
+    let mut records = Vec::new();
+    let session_a: Vec<Vec<u8>> = (0..3).flat_map(demo_frames).collect();
+    records.extend(pack_records(&session_a, SPEECH_T0));
+    let session_b: Vec<Vec<u8>> = (3..5).flat_map(demo_frames).collect();
+    records.extend(pack_records(&session_b, SPEECH_T0 + 3600));
+    let count = (records.len() / RECORD_BYTES) as u64;
+    let mut b = FixtureBuilder::new(Variant::C, count / 36 + 8).expect("format image");
+    for commit in records.chunks(36 * RECORD_BYTES) {
+        b.writer().append(commit).expect("append records");
+    }
+    (b.finish(), records)
+}
+
+/// Every record the ledger holds for a pulled `device`, as (stream, seq,
+/// bytes), in stream and seq order, read back from its captures.
+pub fn ring_records(ledger: &Ledger, device: &str) -> Vec<(i64, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for stream in ledger.ring_streams(device).expect("streams") {
+        for span in ledger.ring_spans(stream).expect("spans") {
+            let c = ledger.capture(span.capture_id).expect("capture");
+            let bytes = ledger.capture_bytes(&c).expect("capture bytes");
+            assert_eq!(bytes.len() as u64, (span.seqs.end - span.seqs.start) * 444);
+            for (i, r) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
+                out.push((stream, span.seqs.start + i as u64, r.to_vec()));
+            }
+        }
+    }
     out
 }
