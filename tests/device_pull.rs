@@ -127,7 +127,7 @@ fn a_killed_pull_resumes_with_nothing_lost_and_nothing_twice() {
     let mut child = sb
         .cmd()
         .args(["pull", "--sim", img.to_str().unwrap(), "--json"])
-        .args(["--sim-faults", "delay-ms=1"])
+        .args(["--sim-faults", "delay-ms=2"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -326,17 +326,20 @@ fn auto_pulls_from_a_simulated_pendant_and_a_card_image() {
     assert_eq!(done["report"]["conversations"], 2);
     assert_eq!(read_seq(&img).0, n);
 
-    // The card holds the same records under another name: stored as new,
-    // read only.
+    // A card image, read into another ledger: only ever read.
+    let other = Sandbox::new();
     let before = std::fs::read(&card).unwrap();
-    let run = sb.run(&["--auto", "--source", &format!("image:{}", card.display())]);
+    let source = format!("image:{}", card.display());
+    let run = other.run(&["--auto", "--source", &source]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         std::fs::read(&card).unwrap(),
         before,
         "a card is never written"
     );
-    let again = sb.run(&["--auto", "--source", &format!("image:{}", card.display())]);
+    let t = other.run(&["timeline", "--json"]).json();
+    assert_eq!(t["conversations"].as_array().unwrap().len(), 2, "{t:#}");
+    let again = other.run(&["--auto", "--source", &source]);
     assert_eq!(again.code, 9, "{}", again.stderr);
 }
 

@@ -607,3 +607,41 @@ fn a_ring_id_that_cannot_be_compared_frees_nothing() {
             .any(|n| n.contains("cannot be compared"))
     );
 }
+
+#[test]
+fn a_slow_link_persists_every_interval_and_a_fast_one_in_whole_batches() {
+    let image = ring_image(Variant::C);
+    // Slow: ~2 ms a notification, far below the batch size per interval.
+    let mut slow = SimPendant::from_image(image.clone(), "delay-ms=2,mtu=247").unwrap();
+    let mut sink = MemorySink::counting();
+    let opts = PullOptions {
+        batch_records: 100_000,
+        persist_interval: Duration::from_millis(100),
+        ..fast()
+    };
+    pull(&mut slow, &mut sink, &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(sink.records, 1_000);
+    assert!(sink.log.len() >= 5, "{} persists", sink.log.len());
+    assert!(sink.log.iter().all(|p| p.count < 1_000));
+    // Fast: the interval never passes, so only full batches (and the rest at DONE).
+    let mut fast_pendant = SimPendant::from_image(image, "mtu=517").unwrap();
+    let mut sink = MemorySink::counting();
+    let opts = PullOptions {
+        batch_records: 300,
+        persist_interval: Duration::from_secs(3600),
+        ..fast()
+    };
+    pull(&mut fast_pendant, &mut sink, &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let counts: Vec<u64> = sink.log.iter().map(|p| p.count).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 1_000);
+    assert!(
+        counts[..counts.len() - 1].iter().all(|c| *c >= 300),
+        "{counts:?}"
+    );
+}

@@ -19,7 +19,8 @@
 //! 3. READ from the resume point (or read_seq); status 9 (storage not ready)
 //!    is retried with backoff, any other status is an error naming it.
 //! 4. DATA is reassembled into records ([`RecordAssembler`]) and handed to
-//!    the sink in batches of [`PullOptions::batch_records`] and at DONE; a
+//!    the sink in batches of [`PullOptions::batch_records`] (or whatever
+//!    arrived within [`PullOptions::persist_interval`]) and at DONE; a
 //!    drop or timeout also persists the whole records already in hand, so a
 //!    drop re-sends less than one record, and a crash loses at most a batch.
 //! 5. Only after `persist` returned: ADVANCE (ADVANCE_ID with the ring id
@@ -130,8 +131,12 @@ pub enum TimeSync {
 pub struct PullOptions {
     /// Never send ADVANCE or CLEAR: the pendant keeps everything.
     pub keep_on_device: bool,
-    /// Persist every this many records (and at DONE, and at a drop).
+    /// Persist every this many records (and at DONE, and at a drop). Each
+    /// persist costs a few fsyncs, so large batches keep a fast link fast.
     pub batch_records: u64,
+    /// Also persist the whole records in hand once this long passed since
+    /// the last persist, so at radio speed a crash re-reads only this much.
+    pub persist_interval: Duration,
     /// Also ADVANCE during the stream once this many more records are
     /// durable (`None`: only after DONE and on reconnect).
     pub advance_every_records: Option<u64>,
@@ -159,7 +164,8 @@ impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             keep_on_device: false,
-            batch_records: 288,
+            batch_records: 2048,
+            persist_interval: Duration::from_secs(2),
             advance_every_records: None,
             command_timeout: Duration::from_secs(5),
             first_data_timeout: Duration::from_secs(15),
@@ -331,6 +337,7 @@ pub fn pull(
         total_records: 0,
         notifications: 0,
         may_advance: false,
+        last_persist: Instant::now(),
     };
     let mut without_progress = 0u32;
     loop {
@@ -398,6 +405,8 @@ struct Session<'o> {
     notifications: u64,
     /// Whether this connection may send ADVANCE at all.
     may_advance: bool,
+    /// When records were last handed to the sink.
+    last_persist: Instant,
 }
 
 impl Session<'_> {
@@ -700,7 +709,10 @@ impl Session<'_> {
                             "the pendant sent records past {end}, the end READ_BEGIN announced"
                         ))));
                     }
-                    if asm.ready_records() >= opts.batch_records {
+                    let ready = asm.ready_records();
+                    if ready >= opts.batch_records
+                        || (ready > 0 && self.last_persist.elapsed() >= opts.persist_interval)
+                    {
                         if let Err(e) = self.persist(&mut asm, sink) {
                             break Err(e);
                         }
@@ -858,6 +870,7 @@ impl Session<'_> {
         asm: &mut RecordAssembler,
         sink: &mut dyn DurableSink,
     ) -> Result<(), Interrupt> {
+        self.last_persist = Instant::now();
         let Some(batch) = asm.take_ready() else {
             return Ok(());
         };
