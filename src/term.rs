@@ -144,8 +144,14 @@ impl EventSink for Progress {
             Event::StageStarted { stage, total, unit } => {
                 if self.out.bars {
                     let bar = self.multi.add(ProgressBar::new(total));
+                    // Bytes (a pull) read as kB and kB/s; other units as counts.
+                    let counts = if unit == "bytes" {
+                        "{bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})".to_string()
+                    } else {
+                        format!("{{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}})")
+                    };
                     let style = ProgressStyle::with_template(&format!(
-                        "{{spinner}} {:<12} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}})",
+                        "{{spinner}} {:<12} [{{bar:30}}] {counts}",
                         stage.label()
                     ))
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
