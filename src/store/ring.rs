@@ -23,7 +23,11 @@
 //! - **same content from another ring**: after a power loss the firmware may
 //!   start a new ring id and deliver records already pulled again, under new
 //!   seqs. Each record that can be recognised by its content gets a 128-bit
-//!   digest (SHA-256 of its 444 bytes) in `ring_records`; a record whose
+//!   digest in `ring_records`: its 4-byte timestamp followed by the first 12
+//!   bytes of the SHA-256 of its 444 bytes. The timestamp first keeps the
+//!   index in recording order, so a pull appends to it instead of rewriting
+//!   pages all over it (which made the index, not the audio, the cost of a
+//!   fast pull); the hash tells records of the same second apart. A record whose
 //!   digest the device already holds *from another stream* is a duplicate and
 //!   is skipped. Recognisable means: its clock was set (a wall-clock second
 //!   plus the exact Opus bytes name one moment of one device), or, for
@@ -134,7 +138,8 @@ pub fn dedupe_digest(record: &[u8]) -> Option<[u8; 16]> {
     }
     let d = Sha256::digest(&record[..RECORD_BYTES]);
     let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
+    out[..4].copy_from_slice(&record[..4]);
+    out[4..].copy_from_slice(&d[..12]);
     Some(out)
 }
 
@@ -615,6 +620,16 @@ mod tests {
         more.extend_from_slice(&fixture_records(3, 0..1, FixtureClock::NotSet));
         let s = l.add_ring_records(&batch("p", Some(2), 0, &more)).unwrap();
         assert_eq!((s.new_records, s.duplicates), (6, 0));
+    }
+
+    #[test]
+    fn digests_are_distinct_and_sort_in_recording_order() {
+        let recs = fixture_records(0, 0..50, FixtureClock::Wall);
+        let d: Vec<[u8; 16]> = recs.chunks(444).filter_map(dedupe_digest).collect();
+        assert_eq!(d.len(), 50);
+        assert!(d.windows(2).all(|w| w[0][..4] <= w[1][..4]), "time first");
+        let distinct: std::collections::HashSet<_> = d.iter().collect();
+        assert_eq!(distinct.len(), 50);
     }
 
     #[test]
