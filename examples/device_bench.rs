@@ -2,7 +2,7 @@
 //! them are in `bench/device/README.md`):
 //!
 //! ```text
-//! cargo run --release --example device_bench [-- RECORDS [RUNS]]
+//! cargo run --release --example device_bench [-- RECORDS [RUNS [BATCH]]]
 //! ```
 //!
 //! 1. Client-side DATA handling: decode the notification, reassemble records,
@@ -16,6 +16,7 @@
 //! 3. Bytes re-sent after drops, against the persist batch size.
 //!
 //! Every figure is the median of RUNS runs (default 5; 3 for the 10-hour pull).
+//! BATCH is the records per persist (default: the session's default).
 //! The ledger lives in a temporary directory (`TMPDIR`), so the fsyncs hit
 //! that disk.
 
@@ -30,11 +31,6 @@ use omi_sync::device::usb::Variant;
 use omi_sync::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_records};
 use omi_sync::engine::pull::LedgerSink;
 use omi_sync::store::Ledger;
-
-/// Records per persist: the session's default batch.
-fn batch() -> u64 {
-    PullOptions::default().batch_records
-}
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
@@ -62,7 +58,7 @@ fn notifications(records: u64, mtu: usize) -> Vec<Vec<u8>> {
 
 /// Decodes, reassembles and persists `notes` into `sink` as the session
 /// does; returns the DATA bytes and the time taken.
-fn data_handling(notes: &[Vec<u8>], sink: &mut dyn DurableSink) -> (u64, Duration) {
+fn data_handling(notes: &[Vec<u8>], batch: u64, sink: &mut dyn DurableSink) -> (u64, Duration) {
     let t = Instant::now();
     let mut asm = RecordAssembler::new(0);
     let mut bytes = 0u64;
@@ -70,7 +66,7 @@ fn data_handling(notes: &[Vec<u8>], sink: &mut dyn DurableSink) -> (u64, Duratio
         if let Ok(Notification::Data(d)) = Notification::decode(n) {
             bytes += d.len() as u64;
             asm.push(d);
-            if asm.ready_records() >= batch()
+            if asm.ready_records() >= batch
                 && let Some(b) = asm.take_ready()
             {
                 sink.persist("bench", None, b.first_seq, &b.bytes)
@@ -85,8 +81,9 @@ fn data_handling(notes: &[Vec<u8>], sink: &mut dyn DurableSink) -> (u64, Duratio
     (bytes, t.elapsed())
 }
 
-fn opts() -> PullOptions {
+fn opts(batch: u64) -> PullOptions {
     PullOptions {
+        batch_records: batch,
         time_sync: TimeSync::At(1_717_300_000),
         reconnect_backoff: Duration::ZERO,
         max_reconnects: 50,
@@ -95,12 +92,12 @@ fn opts() -> PullOptions {
 }
 
 /// Pulls `image` from a simulated pendant with `spec` into a fresh ledger.
-fn ledger_pull(image: &[u8], spec: &str) -> (PullReport, u64, Duration) {
+fn ledger_pull(image: &[u8], spec: &str, batch: u64) -> (PullReport, u64, Duration) {
     let (_dir, mut ledger) = fresh_ledger();
     let mut sim = SimPendant::from_image(image.to_vec(), spec).expect("simulated pendant");
     let mut sink = LedgerSink::new(&mut ledger, "bench");
     let t = Instant::now();
-    let report = pull(&mut sim, &mut sink, &opts(), &mut |_| {
+    let report = pull(&mut sim, &mut sink, &opts(batch), &mut |_| {
         ControlFlow::Continue(())
     })
     .expect("pull");
@@ -112,8 +109,16 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let records: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(405_000);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
+    let batch: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(PullOptions::default().batch_records)
+        .max(1);
 
-    println!("## 1. client-side DATA handling (decode + reassemble + persist), median of {runs}");
+    println!(
+        "## 1. client-side DATA handling (decode + reassemble + persist every {batch} records), \
+         median of {runs}"
+    );
     const HANDLED: u64 = 100_000;
     for mtu in [247usize, 517] {
         let notes = notifications(HANDLED, mtu);
@@ -122,12 +127,12 @@ fn main() {
         let mut bytes = 0;
         for _ in 0..runs {
             let mut sink = MemorySink::counting();
-            let (b, el) = data_handling(&notes, &mut sink);
+            let (b, el) = data_handling(&notes, batch, &mut sink);
             assert_eq!(sink.records, HANDLED);
             memory.push(mb(b) / el.as_secs_f64());
             let (_dir, mut l) = fresh_ledger();
             let mut sink = LedgerSink::new(&mut l, "bench");
-            let (b, el) = data_handling(&notes, &mut sink);
+            let (b, el) = data_handling(&notes, batch, &mut sink);
             assert_eq!(sink.stored.new_records, HANDLED);
             ledger.push(mb(b) / el.as_secs_f64());
             bytes = b;
@@ -164,7 +169,7 @@ fn main() {
     let mut times = Vec::new();
     let mut received = 0;
     for _ in 0..pulls {
-        let (report, stored, el) = ledger_pull(&image, "mtu=517");
+        let (report, stored, el) = ledger_pull(&image, "mtu=517", batch);
         assert_eq!(stored, records);
         assert_eq!(report.advanced_to, Some(records));
         received = report.bytes_received;
@@ -189,8 +194,8 @@ fn main() {
     println!(
         "\n## 3. bytes re-sent after drops into the ledger (persist batch = {} records = {} bytes; \
          the pendant's storage batch = 36 records = {} bytes)",
-        batch(),
-        batch() * RECORD_BYTES as u64,
+        batch,
+        batch * RECORD_BYTES as u64,
         36 * RECORD_BYTES
     );
     let mut b = FixtureBuilder::new(Variant::C, 300).expect("format image");
@@ -203,7 +208,7 @@ fn main() {
         ("drop-every=100000", 517),
         ("drop-random=200000,seed=7", 23),
     ] {
-        let (r, stored, _) = ledger_pull(&small, &format!("{spec},mtu={mtu}"));
+        let (r, stored, _) = ledger_pull(&small, &format!("{spec},mtu={mtu}"), batch);
         assert_eq!(stored, 10_000);
         assert_eq!(r.bytes_received, total + r.resent_bytes);
         println!(

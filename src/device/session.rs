@@ -164,7 +164,7 @@ impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             keep_on_device: false,
-            batch_records: 2048,
+            batch_records: 8192,
             persist_interval: Duration::from_secs(2),
             advance_every_records: None,
             command_timeout: Duration::from_secs(5),
