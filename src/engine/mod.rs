@@ -7,11 +7,13 @@
 //!
 //! - [`import`]: phone-app `.bin` files and folders into captures.
 //! - [`analyze`]: finding speech in captures (VAD) and storing segments.
+//! - [`push`]: conversations to the Omi cloud, exactly once (the outbox).
 //! - [`job`]: the whole job without a person (`--auto`).
 
 pub mod analyze;
 pub mod events;
 pub mod import;
 pub mod job;
+pub mod push;
 
 pub use events::{Event, EventSink, Silent, Stage};
