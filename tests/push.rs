@@ -175,7 +175,7 @@ fn a_concurrent_duplicate_409_is_checked_again_not_duplicated() {
 }
 
 #[test]
-fn kill_9_during_push_then_rerun_no_duplicates_nothing_missing() {
+fn kill_9_during_push_or_auto_then_rerun_no_duplicates_nothing_missing() {
     let sb = Sandbox::new();
     synthetic_backlog(&sb.data(), 12);
     // Every killed run re-sends what it had in flight, and each create counts
@@ -187,19 +187,31 @@ fn kill_9_during_push_then_rerun_no_duplicates_nothing_missing() {
         window: Duration::from_secs(4),
         ..ContractConfig::default()
     });
-    // Slow answers so the kills land mid-request at different moments.
-    for delay_ms in [120u64, 400, 750, 1100, 1600] {
+    let nothing_new = sb.inputs();
+    // Slow answers so the kills land mid-request at different moments; every
+    // other run is a whole `--auto` job (with nothing new to import).
+    for (run, delay_ms) in [120u64, 400, 750, 1100, 1600, 2300].into_iter().enumerate() {
         server.inject_on(
             Route::Create,
             Fault::ProcessThenStall(Duration::from_millis(300)),
             3,
         );
+        let args: Vec<&str> = if run % 2 == 0 {
+            vec!["push", "--wait"]
+        } else {
+            vec![
+                "--auto",
+                "--source",
+                nothing_new.to_str().unwrap(),
+                "--wait",
+            ]
+        };
         let mut child = sb
             .cmd()
             .arg("--api-url")
             .arg(server.base_url())
             .env("OMI_API_KEY", TEST_KEY)
-            .args(["push", "--wait"])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -295,11 +307,13 @@ fn at_the_hourly_limit_work_waits_and_says_when() {
         "work left for later: exit 5\n{}\n{}",
         r.stdout, r.stderr
     );
+    // What the user sees (shown with --nocapture, quoted in the issue note).
+    println!("--- push, exit {}:\n{}{}", r.code, r.stdout, r.stderr);
     assert!(r.stdout.contains("25 pushed"), "{}", r.stdout);
     assert!(r.stdout.contains("35 queued"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("run omi-sync push again then, or use --wait"),
+            .contains("run omi-sync push again then, or use --wait (all sent by about"),
         "{}",
         r.stdout
     );
@@ -308,6 +322,12 @@ fn at_the_hourly_limit_work_waits_and_says_when() {
     let started = Instant::now();
     let r = push(&sb, &server, &["--wait"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    println!(
+        "--- push --wait, exit {}, {:.1} s:\n{}",
+        r.code,
+        started.elapsed().as_secs_f64(),
+        r.stderr
+    );
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "it waited for the window"

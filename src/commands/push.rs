@@ -282,12 +282,20 @@ pub(super) fn summary(report: &PushReport, held: usize) -> String {
     );
     if report.queued > 0 {
         let when = report.next_attempt_at.unwrap_or_else(UtcMillis::now);
-        let mins = when.since(UtcMillis::now()).max(0) / 60_000;
+        let secs = when.since(UtcMillis::now()).max(0) / 1000;
+        let in_about = if secs < 120 {
+            format!("{secs} s")
+        } else {
+            format!("{} min", secs / 60)
+        };
         s.push_str(&format!(
-            "; {} queued: the next can go at {} (in about {mins} min): run omi-sync push again then, or use --wait",
+            "; {} queued: the next can go at {} (in about {in_about}): run omi-sync push again then, or use --wait",
             report.queued,
             wall(when)
         ));
+        if let Some(last) = report.all_sent_by.filter(|t| *t > when) {
+            s.push_str(&format!(" (all sent by about {})", wall(last)));
+        }
     }
     s
 }

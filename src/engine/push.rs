@@ -431,6 +431,9 @@ pub struct PushReport {
     pub queued: usize,
     /// When the next attempt may be made, if anything is queued.
     pub next_attempt_at: Option<UtcMillis>,
+    /// When the last queued conversation can be created under the rate limit
+    /// (if every answer is good): when a `--wait` run would finish.
+    pub all_sent_by: Option<UtcMillis>,
     /// Set when the key was refused: nothing more can be pushed without a person.
     pub credentials_problem: Option<String>,
 }
@@ -622,6 +625,20 @@ pub fn send(
             }
         })
         .min();
+    let creates_left = left
+        .iter()
+        .filter(|r| r.state != OutboxState::DeletePending)
+        .count();
+    if creates_left > 0 {
+        // When the last would go under the limit, if every answer is good.
+        let mut window = limiter.window(api.key());
+        let mut at = report.next_attempt_at.unwrap_or(now);
+        for _ in 0..creates_left {
+            at = window.next_allowed_at(&opts.limit, at);
+            window.record(&opts.limit, at);
+        }
+        report.all_sent_by = Some(at);
+    }
     events.emit(Event::StageFinished {
         stage: Stage::Push,
         summary: format!(
