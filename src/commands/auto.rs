@@ -1,17 +1,28 @@
 //! `omi-sync --auto`: the whole job, headless, for cron and systemd timers.
 
 use anyhow::anyhow;
+use serde::Serialize;
 
 use super::Context;
 use super::device::pendant_failure;
 use super::import::{analyze_options, import_exit_code};
+use super::push::{self as push_cmd, PushStage};
+use crate::cli::PushArgs;
 use crate::engine::image::ImageStop;
 use crate::engine::job::{self, JobError, JobReport, Pulled, Source};
+use crate::engine::push::CloudStatus;
 use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::term::{GOOD, paint};
 
-/// `omi-sync --auto [--source SOURCE]`
-pub fn run(ctx: &Context, source: Option<&str>) -> CommandResult {
+#[derive(Serialize)]
+struct Done<'a> {
+    event: &'static str,
+    report: &'a JobReport,
+    push: &'a PushStage,
+}
+
+/// `omi-sync --auto [--source SOURCE] [--dry-run] [--wait] [--allow-estimated-times]`
+pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> CommandResult {
     let source = source.ok_or_else(|| {
         Failure::usage(anyhow!(
             "--auto needs a source: `--source demo` for the built-in demo, `--source PATH` for phone-app .bin files, \
@@ -21,8 +32,9 @@ pub fn run(ctx: &Context, source: Option<&str>) -> CommandResult {
     })?;
     let source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;
     let mut ledger = ctx.ledger()?;
+    let _lock = push_cmd::lock(ctx)?;
     let progress = ctx.out.event_stream();
-    let (report, _timeline) = job::run(
+    let (report, timeline) = job::run(
         &mut ledger,
         &source,
         &analyze_options(ctx, false),
@@ -30,19 +42,52 @@ pub fn run(ctx: &Context, source: Option<&str>) -> CommandResult {
         &progress,
     )
     .map_err(job_failure)?;
+    let pushed = push_cmd::stage(ctx, &ledger, &timeline, push_args, &progress)?;
+    let held = pushed
+        .conversations
+        .iter()
+        .filter(|c| matches!(c.status, CloudStatus::Held { .. }))
+        .count();
     if ctx.out.json {
-        let line = serde_json::json!({ "event": "done", "report": report });
+        let line = serde_json::to_string(&Done {
+            event: "done",
+            report: &report,
+            push: &pushed,
+        })
+        .unwrap_or_default();
         println!("{line}");
     } else if !ctx.out.quiet {
         anstream::println!(
-            "{} {} conversations ({} with estimated times, held back), {} segments waiting for transcription.",
+            "{} {} conversations ({} with estimated times), {} segments waiting for transcription.",
             paint(GOOD, "done:"),
             report.conversations,
             report.estimated_conversations,
             report.pending_segments
         );
+        if let Some(r) = &pushed.report {
+            anstream::println!("{} {}", paint(GOOD, "push:"), push_cmd::summary(r, held));
+        }
     }
-    Ok(exit_code(&report))
+    let import_code = import_exit_code(&report.import);
+    let pull_code = pull_exit_code(&report);
+    let push_code = match &pushed.report {
+        Some(r) => push_cmd::exit_code(r)?,
+        None => ExitCode::NothingToDo,
+    };
+    let did_something = report.import.new_captures().len() + report.vad.captures > 0
+        || pull_code == ExitCode::Done
+        || push_code == ExitCode::Done
+        || pushed.dry_run.is_some_and(|n| n > 0);
+    let codes = [import_code, pull_code, push_code];
+    Ok(if codes.contains(&ExitCode::Temporary) {
+        ExitCode::Temporary
+    } else if codes.contains(&ExitCode::Partial) {
+        ExitCode::Partial
+    } else if did_something {
+        ExitCode::Done
+    } else {
+        ExitCode::NothingToDo
+    })
 }
 
 fn job_failure(e: JobError) -> Failure {
@@ -54,17 +99,16 @@ fn job_failure(e: JobError) -> Failure {
     }
 }
 
-/// 5 when a pull stopped half-way (run again to continue), 3 when some
-/// input was unusable, 9 when nothing new came in, else 0.
-fn exit_code(report: &JobReport) -> ExitCode {
-    let code = match &report.pulled {
+/// The pull's part of the exit code: 5 when it stopped half-way (run again
+/// to continue), 3 when audio on a card was unreadable, 0 when it brought
+/// something new, else 9.
+fn pull_exit_code(report: &JobReport) -> ExitCode {
+    let (new, code) = match &report.pulled {
+        None => return ExitCode::NothingToDo,
         Some(Pulled::Pendant(s)) if s.error.is_some() => return ExitCode::Temporary,
         Some(Pulled::Image(s)) if s.lost_audio() => return ExitCode::Partial,
-        Some(_) => ExitCode::NothingToDo,
-        None => import_exit_code(&report.import),
+        Some(Pulled::Pendant(s)) => (s.stored.new_records, ExitCode::Done),
+        Some(Pulled::Image(s)) => (s.stored.new_records, ExitCode::Done),
     };
-    match code {
-        ExitCode::NothingToDo if report.vad.captures > 0 => ExitCode::Done,
-        other => other,
-    }
+    if new > 0 { code } else { ExitCode::NothingToDo }
 }

@@ -64,6 +64,15 @@ pub enum Event {
         /// A one-line summary.
         summary: String,
     },
+    /// The stage is waiting (rate limit, backoff) before it goes on.
+    Waiting {
+        /// Which stage.
+        stage: Stage,
+        /// Until when (RFC 3339 UTC).
+        until: String,
+        /// Why.
+        reason: String,
+    },
     /// Something a person should know, located.
     Warning {
         /// The file, capture or device it concerns.

@@ -10,14 +10,17 @@
 //! The API is split by what it owns: [`captures`](Ledger::add_capture)
 //! (imported bytes, their runs and anomalies), [`segments`](Ledger::segments)
 //! (speech found by VAD and its transcripts), the edit log
-//! ([`record_edit`](Ledger::record_edit), undo, redo) and small key/value
-//! state ([`meta`](Ledger::meta)), and what was pulled from pendants' rings
-//! ([`ring`]: streams, resume points, duplicates).
+//! ([`record_edit`](Ledger::record_edit), undo, redo), the outbox of
+//! conversations for the cloud ([`outbox`](Ledger::outbox)), small
+//! key/value state ([`meta`](Ledger::meta)), and what was pulled from
+//! pendants' rings ([`ring`]: streams, resume points, duplicates).
 
 mod captures;
 mod edits;
 pub mod files;
+mod lock;
 pub mod migrations;
+mod outbox;
 pub mod ring;
 mod segments;
 
@@ -27,6 +30,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use edits::{EditAction, EditKind, EditState};
+pub use lock::{LockError, RunLock};
+pub use outbox::{NewPush, OutboxRow, OutboxState};
 pub use ring::{RingBatch, RingSpan, RingStored};
 pub use segments::{NewSegment, SegmentRow};
 
