@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
     })?;
     let source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;
     let mut ledger = ctx.ledger()?;
-    let _lock = push_cmd::lock(ctx)?;
+    let _lock = ctx.run_lock()?;
     let progress = ctx.out.event_stream();
     let (report, timeline) = job::run(
         &mut ledger,

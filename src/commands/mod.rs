@@ -68,6 +68,13 @@ impl Context {
             .map_err(Failure::fatal)
     }
 
+    /// Takes the data dir's run lock, so that two runs that send or free
+    /// things (pull, push, `--auto`) cannot collide; busy is exit 5.
+    pub fn run_lock(&self) -> Result<crate::store::RunLock, Failure> {
+        crate::store::RunLock::acquire(&self.data_dir)
+            .map_err(|e| Failure::new(crate::exit::ExitCode::Temporary, e))
+    }
+
     /// The timeline rules from the configuration.
     pub fn rules(&self) -> Rules {
         Rules {

@@ -15,6 +15,7 @@ use crate::term::{DIM, WARN, duration, paint};
 
 /// `omi-sync pull --device ID | --image PATH | --sim IMAGE [...]`
 pub fn run(ctx: &Context, args: &PullArgs) -> CommandResult {
+    let _lock = ctx.run_lock()?;
     let mut ledger = ctx.ledger()?;
     let progress = ctx.out.progress();
     let vad = analyze_options(ctx, false);

@@ -16,7 +16,7 @@ use crate::cloud::ratelimit::RateLimit;
 use crate::engine::EventSink;
 use crate::engine::push::{self, CloudStatus, Plan, PushOptions, PushReport, RealTime, Retraction};
 use crate::exit::{ExitCode, Failure};
-use crate::store::{Ledger, OutboxState, RunLock};
+use crate::store::{Ledger, OutboxState};
 use crate::term::{BOLD, DIM, GOOD, WARN, paint};
 use crate::timeline::Timeline;
 
@@ -50,11 +50,6 @@ fn client(ctx: &Context) -> Result<OmiClient, Failure> {
         ..ClientConfig::with_base_url(&api_url(ctx))
     };
     OmiClient::new(config, loaded.key).map_err(Failure::usage)
-}
-
-/// Takes the data directory's run lock: another run is a temporary condition.
-pub(super) fn lock(ctx: &Context) -> Result<RunLock, Failure> {
-    RunLock::acquire(&ctx.data_dir).map_err(|e| Failure::new(ExitCode::Temporary, e))
 }
 
 /// The requests `push` would send now, in order: deletes, then creates.
@@ -303,7 +298,11 @@ pub(super) fn summary(report: &PushReport, held: usize) -> String {
 /// `omi-sync push`
 pub fn run(ctx: &Context, args: &PushArgs) -> Result<ExitCode, Failure> {
     let ledger = ctx.ledger()?;
-    let _lock = if args.dry_run { None } else { Some(lock(ctx)?) };
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(ctx.run_lock()?)
+    };
     let timeline = ctx.timeline(&ledger)?;
     let progress = ctx.out.progress();
     let stage = stage(ctx, &ledger, &timeline, args, &progress)?;

@@ -48,6 +48,13 @@ impl RunLock {
             path: path.clone(),
             source,
         };
+        if !data_dir.exists() {
+            let dir = data_dir.to_path_buf();
+            super::files::create_private_dir(data_dir).map_err(|e| LockError::Io {
+                path: dir,
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
