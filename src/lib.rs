@@ -20,3 +20,4 @@
 pub mod audio;
 pub mod clock;
 pub mod device;
+pub mod stt;
