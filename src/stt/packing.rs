@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use super::guards::{self, GuardConfig};
-use super::{SAMPLE_RATE, Transcript};
+use super::{SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript};
 
 /// Samples per millisecond at 16 kHz.
 const SPMS: i64 = (SAMPLE_RATE / 1000) as i64;
@@ -62,6 +62,16 @@ pub struct PackConfig {
     /// When a segment is longer than a window, the cut is searched in this
     /// many ms before the window limit.
     pub split_search_ms: i64,
+    /// Digital silence before the first part of every window, so the model
+    /// hears the first word's onset (0 disables).
+    pub lead_in_ms: i64,
+}
+
+impl PackConfig {
+    /// The most segment audio one window can hold (after the lead-in).
+    fn capacity_ms(&self) -> i64 {
+        (self.max_window_ms - self.lead_in_ms.max(0)).max(1000)
+    }
 }
 
 impl Default for PackConfig {
@@ -71,6 +81,7 @@ impl Default for PackConfig {
             max_gap_ms: 1_000,
             min_gap_ms: 400,
             split_search_ms: 8_000,
+            lead_in_ms: 300,
         }
     }
 }
@@ -84,6 +95,7 @@ impl PackConfig {
             max_gap_ms: 0,
             min_gap_ms: i64::MAX / 4,
             split_search_ms: 8_000,
+            lead_in_ms: 300,
         }
     }
 }
@@ -155,7 +167,7 @@ fn split(
     cfg: &PackConfig,
     choose: &mut dyn FnMut(&SpeechSegment, i64, i64) -> i64,
 ) -> Vec<(i64, i64)> {
-    let max = cfg.max_window_ms.max(1000);
+    let max = cfg.capacity_ms();
     let mut out = Vec::new();
     let mut cur = seg.start_ms;
     while seg.end_ms - cur > max {
@@ -172,7 +184,7 @@ fn split(
 /// Even cuts: a segment of `len` is split into `ceil(len / max)` equal parts.
 fn even_cut(cfg: &PackConfig) -> impl FnMut(&SpeechSegment, i64, i64) -> i64 + '_ {
     move |seg, lo, hi| {
-        let max = cfg.max_window_ms.max(1000);
+        let max = cfg.capacity_ms();
         let n = seg.len_ms().div_euclid(max) + 1;
         let step = seg.len_ms().div_euclid(n).max(1);
         // The next even cut after `lo - step` ...
@@ -241,7 +253,8 @@ fn pack_impl(
     cfg: &PackConfig,
     choose: &mut dyn FnMut(&SpeechSegment, i64, i64) -> i64,
 ) -> Vec<Window> {
-    let max = cfg.max_window_ms.max(1000);
+    let max = cfg.capacity_ms() + cfg.lead_in_ms.max(0);
+    let lead = cfg.lead_in_ms.max(0);
     let mut sorted: Vec<&SpeechSegment> = segments.iter().collect();
     sorted.sort_by_key(|s| (s.group, s.start_ms, s.end_ms, s.id));
 
@@ -288,9 +301,9 @@ fn pack_impl(
                         part_count: count,
                         abs_start_ms: a,
                         abs_end_ms: b,
-                        offset_ms: 0,
+                        offset_ms: lead,
                     }],
-                    duration_ms: len,
+                    duration_ms: lead + len,
                 });
             }
         }
@@ -510,6 +523,39 @@ fn nearest_part(parts: &[Part], t: i64) -> (usize, i64) {
     best
 }
 
+/// What one window gave: per-part words, what the guards dropped, and the
+/// engine's raw transcript (window time) for diagnosis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowResult {
+    /// One entry per part of the window.
+    pub parts: Vec<PartTranscript>,
+    /// Words the guards removed.
+    pub dropped: Vec<DroppedWord>,
+    /// The engine's answer before guards and mapping.
+    pub raw: Transcript,
+}
+
+/// The whole job for one window, as a pool worker runs it: build the audio
+/// with `load` ([`assemble`]), transcribe it, apply the guards and map the
+/// words back ([`map_window`]). Feed [`WindowResult::parts`] to an
+/// [`Assembler`].
+pub fn transcribe_window(
+    engine: &mut dyn Transcriber,
+    window: &Window,
+    opts: &TranscribeOptions,
+    guard: &GuardConfig,
+    load: impl FnMut(&Part) -> Result<Vec<f32>, SttError>,
+) -> Result<WindowResult, SttError> {
+    let audio = assemble(window, load)?;
+    let raw = engine.transcribe(&audio, opts)?;
+    let (parts, dropped) = map_window(window, &raw, Some(&audio), guard);
+    Ok(WindowResult {
+        parts,
+        dropped,
+        raw,
+    })
+}
+
 /// Joins the parts of segments into whole [`SegmentTranscript`]s as windows
 /// come back in any order: an unsplit segment is complete at once, a split
 /// one when all its parts are in.
@@ -603,6 +649,13 @@ mod tests {
         }
     }
 
+    fn no_lead_in() -> PackConfig {
+        PackConfig {
+            lead_in_ms: 0,
+            ..PackConfig::default()
+        }
+    }
+
     fn word_at(t0: f64, t1: f64, text: &str) -> Word {
         Word {
             start: t0,
@@ -639,13 +692,21 @@ mod tests {
             seg(2, 7, 10_000, 12_500), // 7 s gap -> 1 s
             seg(3, 7, 12_600, 14_000), // 100 ms gap -> 400 ms
         ];
-        let w = pack(&segs, &PackConfig::default());
+        let cfg = PackConfig {
+            lead_in_ms: 0,
+            ..PackConfig::default()
+        };
+        let w = pack(&segs, &cfg);
         assert_eq!(w.len(), 1);
         let p = &w[0].parts;
         assert_eq!(p[0].offset_ms, 0);
         assert_eq!(p[1].offset_ms, 3_000);
         assert_eq!(p[2].offset_ms, 5_500 + 400);
         assert_eq!(w[0].duration_ms, 5_900 + 1_400);
+        // With a lead-in everything shifts by it.
+        let w = pack(&segs, &PackConfig::default());
+        assert_eq!(w[0].parts[0].offset_ms, 300);
+        assert_eq!(w[0].duration_ms, 300 + 5_900 + 1_400);
     }
 
     #[test]
@@ -715,7 +776,7 @@ mod tests {
     #[test]
     fn assemble_places_audio_at_offsets() {
         let segs = vec![seg(1, 0, 0, 10), seg(2, 0, 5_000, 5_010)];
-        let w = &pack(&segs, &PackConfig::default())[0];
+        let w = &pack(&segs, &no_lead_in())[0];
         let audio = assemble(w, |p| Ok::<_, ()>(vec![p.segment_id as f32; 160])).unwrap();
         assert_eq!(audio.len(), w.len_samples());
         assert_eq!(audio[0], 1.0);
@@ -731,13 +792,13 @@ mod tests {
     #[test]
     fn words_in_gaps_go_to_the_nearest_segment_or_are_dropped() {
         let segs = vec![seg(1, 0, 0, 2_000), seg(2, 0, 60_000, 62_000)];
-        let w = &pack(&segs, &PackConfig::default())[0];
+        let w = &pack(&segs, &no_lead_in())[0];
         // Part 1 at 0..2000, part 2 at 3000..5000 (1 s gap).
         let t = transcript(vec![
-            word_at(1.5, 2.1, "end"),   // midpoint in part 1
-            word_at(2.05, 2.3, "tail"), // mid in gap, near part 1
-            word_at(2.4, 2.6, "ghost"), // wholly inside the gap: dropped
-            word_at(2.8, 3.2, "start"), // mid 3.0: part 2
+            word_at(1.5, 2.1, "end"),   // mostly in part 1
+            word_at(2.05, 2.3, "tail"), // in the gap, near part 1
+            word_at(2.4, 2.6, "ghost"), // wholly inside the gap, far: dropped
+            word_at(2.8, 3.2, "start"), // overlaps part 2 only
         ]);
         let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
         let texts = |i: usize| {
