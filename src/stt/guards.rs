@@ -88,7 +88,7 @@ impl Default for GuardConfig {
             silence_rms: 0.003,
             loop_repeats: 3,
             loop_max_ngram: 8,
-            gap_tolerance_ms: 250,
+            gap_tolerance_ms: 400,
         }
     }
 }

@@ -325,10 +325,12 @@ impl Transcriber for WhisperTranscriber {
             })?;
 
         let eot = self.model.ctx.token_eot();
+        let duration = audio.len() as f64 / f64::from(super::SAMPLE_RATE);
         let mut pieces = Vec::new();
         for seg in self.state.as_iter() {
-            let t0 = seg.start_timestamp() as f64 / 100.0;
-            let t1 = (seg.end_timestamp() as f64 / 100.0).max(t0);
+            // Times never run past the audio (whisper.cpp's can, by a frame or two).
+            let t0 = (seg.start_timestamp() as f64 / 100.0).min(duration);
+            let t1 = (seg.end_timestamp() as f64 / 100.0).clamp(t0, duration);
             let text = match seg.to_str_lossy() {
                 Ok(s) => s.trim().to_string(),
                 Err(_) => continue,
