@@ -795,10 +795,10 @@ mod tests {
         let w = &pack(&segs, &no_lead_in())[0];
         // Part 1 at 0..2000, part 2 at 3000..5000 (1 s gap).
         let t = transcript(vec![
-            word_at(1.5, 2.1, "end"),   // mostly in part 1
-            word_at(2.05, 2.3, "tail"), // in the gap, near part 1
+            word_at(1.5, 2.1, "end"),     // mostly in part 1
+            word_at(2.05, 2.3, "tail"),   // in the gap, near part 1
             word_at(2.45, 2.55, "ghost"), // wholly inside the gap, far: dropped
-            word_at(2.8, 3.2, "start"), // overlaps part 2 only
+            word_at(2.8, 3.2, "start"),   // overlaps part 2 only
         ]);
         let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
         let texts = |i: usize| {
