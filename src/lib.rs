@@ -18,6 +18,16 @@
 //! work finishes.
 
 pub mod audio;
+pub mod cli;
 pub mod clock;
+pub mod cloud;
+pub mod commands;
+pub mod config;
 pub mod device;
+pub mod engine;
+pub mod exit;
+pub mod store;
 pub mod stt;
+pub mod term;
+pub mod timeline;
+pub mod vad;

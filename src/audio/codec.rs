@@ -97,9 +97,46 @@ impl fmt::Display for Codec {
     }
 }
 
+/// Samples at 16 kHz that an Opus packet holds, read from its TOC byte
+/// (RFC 6716 §3.1) without decoding. `None` for an empty or malformed packet.
+pub fn opus_packet_samples(packet: &[u8]) -> Option<u32> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame duration in tenths of a millisecond.
+    let tenths_ms: u32 = match config {
+        0..=11 => [100, 200, 400, 600][(config % 4) as usize],
+        12..=15 => [100, 200][(config % 2) as usize],
+        _ => [25, 50, 100, 200][(config % 4) as usize],
+    };
+    let frames = match toc & 0x3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => (*packet.get(1)? & 0x3F) as u32,
+    };
+    if frames == 0 {
+        return None;
+    }
+    Some(tenths_ms * frames * TARGET_RATE / 10_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toc_gives_frame_durations() {
+        // CELT 20 ms, one frame (config 31 << 3, code 0).
+        assert_eq!(opus_packet_samples(&[31 << 3, 0xAA]), Some(320));
+        // CELT 10 ms.
+        assert_eq!(opus_packet_samples(&[30 << 3]), Some(160));
+        // SILK 20 ms, two frames (code 1).
+        assert_eq!(opus_packet_samples(&[(1 << 3) | 1]), Some(640));
+        // Code 3 with 3 frames of 20 ms CELT.
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3, 3]), Some(960));
+        assert_eq!(opus_packet_samples(&[]), None);
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3]), None);
+        assert_eq!(opus_packet_samples(&[(31 << 3) | 3, 0]), None);
+    }
 
     #[test]
     fn names_round_trip_through_ledger_parts() {

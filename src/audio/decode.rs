@@ -107,7 +107,7 @@ impl FrameDecoder {
                     .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
                     .collect();
                 self.push_pcm(&samples, out);
-                if frame.len() % 2 != 0 {
+                if !frame.len().is_multiple_of(2) {
                     self.bad_frames += 1;
                     return false;
                 }

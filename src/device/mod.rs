@@ -3,9 +3,21 @@
 //! - [`record`]: the 444-byte storage record and its safe payload parse.
 //! - [`wal`]: the phone app's `.bin` backlog files.
 //! - [`capture`]: a capture's frames placed on absolute time (runs).
+//! - [`demo`]: the built-in demo backlog.
+//! - [`ring`]: the BLE storage protocol codec (commands, notifications, reassembly).
+//! - [`link`]: the GATT link a BLE transfer talks through.
+//! - [`session`]: the BLE transfer itself (resume, durable sink, ADVANCE).
+//! - [`sim`]: a simulated pendant serving a storage image over the real protocol.
+//! - [`usb`]: the storage ring read from a card image or block device.
 //!
 //! This module reads and frames bytes; it never decodes audio.
 
 pub mod capture;
+pub mod demo;
+pub mod link;
 pub mod record;
+pub mod ring;
+pub mod session;
+pub mod sim;
+pub mod usb;
 pub mod wal;

@@ -145,7 +145,7 @@ pub fn payload_frames(payload: &[u8]) -> (Vec<(u16, u16)>, Option<PayloadAnomaly
 /// starts a new record for a frame that would exactly fill the payload, so a
 /// frame fits only when `off + 1 + len < 440`). Used by fixtures, the
 /// simulated pendant and export.
-pub fn build_record<'f>(raw_time: u32, frames: &[&'f [u8]]) -> ([u8; RECORD_BYTES], usize) {
+pub fn build_record(raw_time: u32, frames: &[&[u8]]) -> ([u8; RECORD_BYTES], usize) {
     let mut out = [0u8; RECORD_BYTES];
     out[..4].copy_from_slice(&raw_time.to_be_bytes());
     let payload = &mut out[4..];

@@ -1,0 +1,210 @@
+//! The command line: every command, flag and its help text.
+//!
+//! Parsing only: what each command does lives in [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Pull the Omi pendant's offline backlog, find the speech, review it as a timeline, and push it to the Omi cloud exactly once.";
+
+const LONG_ABOUT: &str = "\
+omi-sync pulls the audio your Omi pendant recorded offline (the phone app's .bin files, \
+the pendant's storage over USB, or BLE), finds the speech in it with Silero VAD, lays it \
+out as a chronological timeline of conversations (a new one after 120 s of silence, as the \
+Omi cloud does), lets you merge and split conversations, and only then sends them.
+
+Everything it learns is kept in a ledger in its data directory, so every step can be \
+re-run, resumed after a crash, or inspected.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  omi-sync --auto --source demo        Run the whole job on the built-in demo backlog
+  omi-sync import ~/Downloads/omi/     Import a folder of the phone app's .bin files
+  omi-sync timeline                    Show the conversations found so far
+  omi-sync merge 3fa9c2 81d0e4         Join two conversations (ids from `timeline`)
+  omi-sync split 42                    Start a new conversation at segment 42
+  omi-sync undo                        Take back the last merge or split
+
+Exit codes: 0 done, 1 failed, 2 usage, 3 done but some inputs unusable,
+5 temporary failure (retry later), 7 fatal (needs a person), 9 nothing to do.
+
+Environment: OMI_SYNC_DATA_DIR, OMI_SYNC_CONFIG, NO_COLOR, RUST_LOG.";
+
+/// The `omi-sync` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "omi-sync",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// Settings every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// Run the whole job without a person (for cron and systemd timers):
+    /// import, find speech, lay out the timeline.
+    #[arg(long)]
+    pub auto: bool,
+
+    /// With --auto: where the backlog comes from: `demo` (the built-in demo),
+    /// or a phone-app .bin file or folder.
+    #[arg(long, value_name = "SOURCE", requires = "auto")]
+    pub source: Option<String>,
+
+    /// The command to run (without one: a summary of the ledger).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where the ledger and captured audio live [default: the platform data dir,
+    /// e.g. ~/.local/share/omi-sync].
+    #[arg(long, global = true, value_name = "DIR", env = "OMI_SYNC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The config file [default: the platform config dir, e.g. ~/.config/omi-sync/config.toml].
+    #[arg(long, global = true, value_name = "FILE", env = "OMI_SYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// When to use colour (also honours NO_COLOR).
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+
+    /// Say less: no progress bars, only errors and results.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say more: -v for details, -vv for debugging.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// When writing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import phone-app .bin backlog files or folders, and find the speech in them.
+    ///
+    /// Each file is copied into the ledger (importing the same file twice does
+    /// nothing), checked (name, timestamp, frames), and prints what was found:
+    /// duration, codec, start time, clock trust, and any anomalies. A bad file
+    /// never stops the others.
+    Import {
+        /// Files or folders (folders are searched recursively for .bin files).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+
+    /// List the speech segments VAD found, with their times and status.
+    Segments,
+
+    /// Show the conversations: speech grouped by time, with your merges and splits.
+    ///
+    /// With --json prints one object:
+    /// {"conversations":[{"id","started_at","finished_at","clock","segments":[{"id","start","end","status","text"}]}]}
+    Timeline,
+
+    /// Join two conversations (and any between them) into one.
+    Merge {
+        /// A conversation id (or a unique prefix), from `omi-sync timeline`.
+        #[arg(value_name = "CONV_A")]
+        a: String,
+        /// The other conversation.
+        #[arg(value_name = "CONV_B")]
+        b: String,
+    },
+
+    /// Start a new conversation at a segment (also undoes a merge there).
+    Split {
+        /// A segment id, from `omi-sync timeline` or `omi-sync segments`.
+        #[arg(value_name = "SEGMENT_ID")]
+        segment: i64,
+    },
+
+    /// Take back the last merge or split.
+    Undo,
+
+    /// Re-apply the last merge or split that was undone.
+    Redo,
+
+    /// Find speech again in imported audio (after changing VAD settings).
+    Vad {
+        /// Re-run over every capture, not only those not analysed yet.
+        #[arg(long)]
+        rerun: bool,
+    },
+
+    /// Show where the config file and data live, or print an example config.
+    Config {
+        /// Print a complete example config file with every default.
+        #[arg(long)]
+        example: bool,
+    },
+
+    /// Print a shell completion script (e.g. `omi-sync completions bash > ~/.local/share/bash-completion/completions/omi-sync`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn auto_with_source_parses_and_global_flags_go_anywhere() {
+        let c = Cli::try_parse_from(["omi-sync", "--auto", "--source", "demo", "--data-dir", "/d"])
+            .unwrap();
+        assert!(c.auto);
+        assert_eq!(c.source.as_deref(), Some("demo"));
+        let c =
+            Cli::try_parse_from(["omi-sync", "timeline", "--json", "--data-dir", "/d"]).unwrap();
+        assert!(c.global.json);
+        assert!(matches!(c.command, Some(Command::Timeline)));
+    }
+
+    #[test]
+    fn source_needs_auto_and_import_needs_paths() {
+        assert!(Cli::try_parse_from(["omi-sync", "--source", "demo"]).is_err());
+        assert!(Cli::try_parse_from(["omi-sync", "import"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_work_before_and_after_the_command() {
+        let c =
+            Cli::try_parse_from(["omi-sync", "--data-dir", "/d", "--json", "timeline"]).unwrap();
+        assert!(c.global.json);
+        assert_eq!(
+            c.global.data_dir.as_deref(),
+            Some(std::path::Path::new("/d"))
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! What each command does: thin frontends over the engine and the ledger.
+//!
+//! [`Context`] holds what every command needs (settings, data directory,
+//! output); [`run`] dispatches the parsed command line. Pipeline logic lives
+//! in [`crate::engine`], never here.
+
+mod auto;
+mod edit;
+mod import;
+mod overview;
+mod segments;
+mod settings;
+mod timeline;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::{Config, default_config_path};
+use crate::exit::{CommandResult, Failure};
+use crate::store::Ledger;
+use crate::term::Output;
+use crate::timeline::{Rules, Timeline};
+
+/// What every command needs.
+pub struct Context {
+    /// The loaded configuration.
+    pub config: Config,
+    /// Where it was loaded from.
+    pub config_path: Option<PathBuf>,
+    /// Where the ledger lives.
+    pub data_dir: PathBuf,
+    /// How to print.
+    pub out: Output,
+}
+
+impl Context {
+    /// Loads the configuration named by the flags (or the default file).
+    pub fn from_flags(global: &GlobalArgs) -> Result<Self, Failure> {
+        let out = Output::new(global);
+        let config_path = global.config.clone().or_else(default_config_path);
+        let config = match &config_path {
+            Some(p) => Config::load(p).map_err(Failure::usage)?,
+            None => Config::default(),
+        };
+        let data_dir = config
+            .resolve_data_dir(global.data_dir.as_deref())
+            .map_err(Failure::usage)?;
+        Ok(Context {
+            config,
+            config_path,
+            data_dir,
+            out,
+        })
+    }
+
+    /// Opens (creating if needed) the ledger.
+    pub fn ledger(&self) -> Result<Ledger, Failure> {
+        Ledger::open(&self.data_dir)
+            .with_context(|| format!("cannot open the ledger in {}", self.data_dir.display()))
+            .map_err(Failure::fatal)
+    }
+
+    /// The timeline rules from the configuration.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            gap_ms: self.config.timeline.gap_secs as i64 * 1000,
+        }
+    }
+
+    /// The current timeline: every segment, with the edits in effect.
+    pub fn timeline(&self, ledger: &Ledger) -> Result<Timeline, Failure> {
+        let segments: Vec<_> = ledger.segments()?.iter().map(|s| s.to_timeline()).collect();
+        let overrides = ledger.active_overrides()?;
+        Ok(crate::timeline::build(&segments, &overrides, &self.rules()))
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> CommandResult {
+    let ctx = Context::from_flags(&cli.global)?;
+    if cli.auto && cli.command.is_some() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--auto runs the whole job on its own; it cannot be combined with a command"
+        )));
+    }
+    if cli.auto {
+        return auto::run(
+            &ctx,
+            cli.source.as_deref().or(ctx.config.auto.source.as_deref()),
+        );
+    }
+    match cli.command {
+        None => overview::run(&ctx),
+        Some(Command::Import { paths }) => import::run(&ctx, &paths),
+        Some(Command::Segments) => segments::run(&ctx),
+        Some(Command::Timeline) => timeline::run(&ctx),
+        Some(Command::Merge { a, b }) => edit::merge(&ctx, &a, &b),
+        Some(Command::Split { segment }) => edit::split(&ctx, segment),
+        Some(Command::Undo) => edit::undo(&ctx),
+        Some(Command::Redo) => edit::redo(&ctx),
+        Some(Command::Vad { rerun }) => import::vad(&ctx, rerun),
+        Some(Command::Config { example }) => settings::config(&ctx, example),
+        Some(Command::Completions { shell }) => settings::completions(shell),
+    }
+}

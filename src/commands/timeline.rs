@@ -1,0 +1,168 @@
+//! `omi-sync timeline`: the conversations, as text or as the JSON scripts use.
+
+use serde::Serialize;
+
+use super::Context;
+use crate::clock::UtcMillis;
+use crate::exit::{CommandResult, ExitCode};
+use crate::term::{BOLD, DIM, WARN, duration, paint};
+use crate::timeline::{Conversation, Domain, Segment, SegmentStatus, Timeline};
+
+/// `timeline --json`: field names are a contract with scripts; keep them.
+#[derive(Debug, Serialize)]
+pub struct TimelineJson {
+    /// Conversations in time order.
+    pub conversations: Vec<ConversationJson>,
+}
+
+/// One conversation in `timeline --json`.
+#[derive(Debug, Serialize)]
+pub struct ConversationJson {
+    /// Id (for `merge`).
+    pub id: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub finished_at: String,
+    /// `wall` or `estimated`.
+    pub clock: &'static str,
+    /// The recording device.
+    pub device: String,
+    /// Its segments in time order.
+    pub segments: Vec<SegmentJson>,
+}
+
+/// One segment in `timeline --json`.
+#[derive(Debug, Serialize)]
+pub struct SegmentJson {
+    /// Id (for `split`).
+    pub id: i64,
+    /// RFC 3339 UTC.
+    pub start: String,
+    /// RFC 3339 UTC.
+    pub end: String,
+    /// `pending`, `speech`, `silent` or `failed`.
+    pub status: SegmentStatus,
+    /// The transcript, `null` until transcribed.
+    pub text: Option<String>,
+}
+
+impl TimelineJson {
+    /// The JSON form of a timeline.
+    pub fn from_timeline(t: &Timeline) -> Self {
+        TimelineJson {
+            conversations: t
+                .conversations
+                .iter()
+                .map(|c| ConversationJson {
+                    id: c.id.clone(),
+                    started_at: c.started_at.to_rfc3339(),
+                    finished_at: c.finished_at.to_rfc3339(),
+                    clock: c.domain.as_str(),
+                    device: c.device.clone(),
+                    segments: c
+                        .segments
+                        .iter()
+                        .map(|s| SegmentJson {
+                            id: s.id,
+                            start: s.start.to_rfc3339(),
+                            end: s.end.to_rfc3339(),
+                            status: s.status,
+                            text: s.text.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `omi-sync timeline`
+pub fn run(ctx: &Context) -> CommandResult {
+    let ledger = ctx.ledger()?;
+    let timeline = ctx.timeline(&ledger)?;
+    if ctx.out.json {
+        ctx.out.print_json(&TimelineJson::from_timeline(&timeline));
+    } else if timeline.conversations.is_empty() {
+        anstream::println!("No conversations yet. Import some audio first: omi-sync import PATH");
+        return Ok(ExitCode::NothingToDo);
+    } else {
+        for c in &timeline.conversations {
+            print_conversation(c);
+        }
+        anstream::println!(
+            "{}",
+            paint(
+                DIM,
+                format!(
+                    "{} conversations. Join two with `omi-sync merge ID ID`, start a new one at a segment with `omi-sync split SEGMENT`.",
+                    timeline.conversations.len()
+                )
+            )
+        );
+    }
+    Ok(ExitCode::Done)
+}
+
+/// `2025-06-02 09:00:02` (UTC).
+pub fn wall(t: UtcMillis) -> String {
+    let s = t.to_rfc3339();
+    format!("{} {}", &s[..10], &s[11..19])
+}
+
+/// `09:00:02.120` (UTC).
+pub fn clock_time(t: UtcMillis) -> String {
+    let s = t.to_rfc3339();
+    s[11..23].to_string()
+}
+
+fn print_conversation(c: &Conversation) {
+    let estimated = c.domain == Domain::Estimated;
+    let when = format!(
+        "{} → {} UTC",
+        wall(c.started_at),
+        clock_time(c.finished_at).get(..8).unwrap_or_default()
+    );
+    let speech: i64 = c.members().map(|s| s.end.since(s.start)).sum();
+    anstream::println!(
+        "{} {}  {}  ({}, {} of speech)  {}{}",
+        paint(BOLD, "Conversation"),
+        paint(BOLD, &c.id),
+        if estimated {
+            paint(WARN, format!("~{when}"))
+        } else {
+            when
+        },
+        duration(c.finished_at.since(c.started_at) as f64 / 1000.0),
+        duration(speech as f64 / 1000.0),
+        c.device,
+        if estimated {
+            paint(WARN, "  estimated time: held back from the cloud")
+        } else {
+            String::new()
+        }
+    );
+    for s in &c.segments {
+        print_segment_line(s);
+    }
+}
+
+fn print_segment_line(s: &Segment) {
+    let status = match s.status {
+        SegmentStatus::Silent => paint(DIM, "silent "),
+        SegmentStatus::Failed => paint(WARN, "failed "),
+        SegmentStatus::Pending => paint(DIM, "pending"),
+        SegmentStatus::Speech => "speech ".to_string(),
+    };
+    let text = s
+        .text
+        .as_deref()
+        .map(|t| format!("  {t}"))
+        .unwrap_or_default();
+    anstream::println!(
+        "  {:>5}  {}–{}  {status}{text}",
+        format!("#{}", s.id),
+        clock_time(s.start),
+        clock_time(s.end),
+    );
+}

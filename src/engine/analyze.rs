@@ -1,0 +1,318 @@
+//! Finding speech: decode every run of a capture, run Silero VAD, store segments.
+//!
+//! Captures are analysed in parallel (one per worker thread), each in bounded
+//! memory: audio streams from the decoder into the VAD a block at a time.
+//! Results are written to the ledger by the calling thread as each capture
+//! finishes. A segment's key is derived from the capture's hash and its sample
+//! range, so re-running VAD keeps the rows (and transcripts) of segments that
+//! did not change.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::events::{Event, EventSink, Stage};
+use super::import::wal_start;
+use crate::audio::{self, DecodeError};
+use crate::clock::ClockTrust;
+use crate::device::capture::{self, Anomaly, CaptureFormat, Layout};
+use crate::store::{CaptureRow, Ledger, NewSegment, RunRow, StoreError, files};
+use crate::vad::{SpeechDetector, VadParams};
+
+/// How to analyse.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    /// VAD settings.
+    pub params: VadParams,
+    /// Re-run over captures already analysed (e.g. after changing settings).
+    pub rerun_all: bool,
+    /// Worker threads (at least 1).
+    pub workers: usize,
+}
+
+/// What analysis found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AnalyzeReport {
+    /// Captures analysed.
+    pub captures: usize,
+    /// Captures that could not be analysed (see warnings).
+    pub failed: usize,
+    /// Speech segments found.
+    pub segments: usize,
+    /// Audio analysed, seconds.
+    pub audio_s: f64,
+    /// Speech found, seconds.
+    pub speech_s: f64,
+    /// Frames that could not be decoded (concealed).
+    pub bad_frames: u64,
+}
+
+/// Why analysis of one capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// Its bytes could not be read back.
+    #[error(transparent)]
+    File(#[from] files::FileError),
+    /// No decoder for its codec.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// One capture's analysis, ready to store.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Its runs with decode counts.
+    pub runs: Vec<RunRow>,
+    /// Speech found.
+    pub segments: Vec<NewSegment>,
+    /// Everything odd.
+    pub anomalies: Vec<Anomaly>,
+    /// Audio in samples.
+    pub audio_samples: u64,
+    /// Speech in samples.
+    pub speech_samples: u64,
+}
+
+/// Places a stored capture's frames on time.
+pub fn layout_of(capture: &CaptureRow, bytes: &[u8]) -> Layout {
+    let meta = &capture.meta;
+    match meta.format {
+        CaptureFormat::Wal => {
+            let mut layout = capture::wal_layout(bytes, meta.codec, meta.captured_at, meta.clock);
+            let duration = capture::samples_to_ms(layout.samples());
+            for run in &mut layout.runs {
+                run.start = wal_start(meta, duration);
+            }
+            layout
+        }
+        CaptureFormat::Ring => capture::ring_layout(bytes, meta.codec, meta.captured_at),
+    }
+}
+
+/// The stable key of a segment: the same speech found again gets the same key.
+pub fn segment_key(capture_sha: &str, run_index: usize, start: u64, end: u64) -> String {
+    let digest = Sha256::digest(format!("{capture_sha}:{run_index}:{start}:{end}"));
+    hex::encode(&digest[..12])
+}
+
+/// Analyses one capture's bytes. `on_samples` is told how many samples have
+/// been processed, as they are.
+pub fn analyze_capture(
+    capture: &CaptureRow,
+    bytes: &[u8],
+    params: &VadParams,
+    on_samples: &dyn Fn(u64),
+) -> Result<Analysis, AnalysisError> {
+    let layout = layout_of(capture, bytes);
+    let mut anomalies = layout.anomalies.clone();
+    let mut runs = Vec::with_capacity(layout.runs.len());
+    let mut segments = Vec::new();
+    let (mut audio_samples, mut speech_samples) = (0, 0);
+    for (i, run) in layout.runs.iter().enumerate() {
+        let mut detector = SpeechDetector::new(params.clone());
+        let mut spans = Vec::new();
+        let stats = audio::decode_run(
+            capture.meta.format,
+            bytes,
+            capture.meta.codec,
+            run,
+            |block| {
+                spans.extend(detector.push(block));
+                on_samples(block.len() as u64);
+            },
+        )?;
+        spans.extend(detector.finish());
+        if stats.bad_frames > 0 {
+            anomalies.push(Anomaly {
+                offset: stats.first_bad_offset,
+                message: format!(
+                    "{} of {} frames could not be decoded (first at byte {}); each was replaced by \
+                     silence of its length so the times after it stay right",
+                    stats.bad_frames,
+                    stats.frames,
+                    stats.first_bad_offset.unwrap_or(0)
+                ),
+            });
+        }
+        audio_samples += stats.samples;
+        for span in spans {
+            let end = span.end.min(run.samples);
+            if end <= span.start {
+                continue;
+            }
+            speech_samples += end - span.start;
+            segments.push(NewSegment {
+                key: segment_key(&capture.sha256, i, span.start, end),
+                run_index: i as u32,
+                sample_start: span.start,
+                sample_end: end,
+                device: capture.meta.device.clone(),
+                clock: run.clock,
+                start: run.time_at(span.start),
+                end: run.time_at(end),
+            });
+        }
+        runs.push(RunRow {
+            run: *run,
+            bad_frames: stats.bad_frames,
+        });
+    }
+    if runs.is_empty() {
+        anomalies.push(Anomaly {
+            offset: None,
+            message: "no audio frames in this capture".into(),
+        });
+    }
+    Ok(Analysis {
+        runs,
+        segments,
+        anomalies,
+        audio_samples,
+        speech_samples,
+    })
+}
+
+/// Analyses every capture that needs it (all of them with `rerun_all`), in
+/// parallel, storing each result as soon as every capture before it is stored.
+pub fn analyze(
+    ledger: &mut Ledger,
+    opts: &AnalyzeOptions,
+    events: &dyn EventSink,
+) -> Result<AnalyzeReport, StoreError> {
+    let todo = if opts.rerun_all {
+        ledger.captures()?
+    } else {
+        ledger.unanalyzed_captures()?
+    };
+    let mut report = AnalyzeReport::default();
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let data_dir = ledger.data_dir().to_path_buf();
+    // Total audio, estimated from frame counts, for the progress bar.
+    let total: u64 = todo
+        .iter()
+        .filter_map(|c| {
+            files::load(&data_dir, c.stored_path.as_ref(), &c.sha256)
+                .ok()
+                .map(|b| layout_of(c, &b).samples())
+        })
+        .sum();
+    let seconds = |samples: u64| samples / audio::TARGET_RATE as u64;
+    events.emit(Event::StageStarted {
+        stage: Stage::Vad,
+        total: seconds(total),
+        unit: "s of audio",
+    });
+    let params_json = serde_json::to_string(&opts.params).unwrap_or_default();
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let last_reported = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..opts.workers.max(1).min(todo.len()) {
+            let tx = tx.clone();
+            let (todo, next, done, last_reported, data_dir) =
+                (&todo, &next, &done, &last_reported, &data_dir);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                    let Some(capture) = todo.get(i) else { break };
+                    let on_samples = |n: u64| {
+                        let now = done.fetch_add(n, Ordering::Relaxed) + n;
+                        // Report every 10 s of audio, not every decoded block.
+                        let prev = last_reported.load(Ordering::Relaxed);
+                        if seconds(now) >= seconds(prev) + 10 || now >= total {
+                            last_reported.store(now, Ordering::Relaxed);
+                            events.emit(Event::Progress {
+                                stage: Stage::Vad,
+                                done: seconds(now).min(seconds(total)),
+                                total: seconds(total),
+                            });
+                        }
+                    };
+                    let result =
+                        files::load(data_dir, capture.stored_path.as_ref(), &capture.sha256)
+                            .map_err(AnalysisError::from)
+                            .and_then(|bytes| {
+                                analyze_capture(capture, &bytes, &opts.params, &on_samples)
+                            });
+                    if tx.send((i, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Store results in capture order (so segment ids follow time order),
+        // holding back any that finish before their predecessors.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next_to_store = 0usize;
+        let in_order = rx.into_iter().flat_map(|(i, result)| {
+            waiting.insert(i, result);
+            let mut ready = Vec::new();
+            while let Some(r) = waiting.remove(&next_to_store) {
+                ready.push((next_to_store, r));
+                next_to_store += 1;
+            }
+            ready
+        });
+        for (i, result) in in_order {
+            let capture = &todo[i];
+            match result {
+                Ok(a) => {
+                    report.captures += 1;
+                    report.segments += a.segments.len();
+                    report.audio_s += a.audio_samples as f64 / audio::TARGET_RATE as f64;
+                    report.speech_s += a.speech_samples as f64 / audio::TARGET_RATE as f64;
+                    report.bad_frames += a.runs.iter().map(|r| r.bad_frames).sum::<u64>();
+                    for an in &a.anomalies {
+                        events.emit(Event::Warning {
+                            origin: capture.meta.origin.clone(),
+                            message: an.to_string(),
+                        });
+                    }
+                    ledger.save_analysis(
+                        capture.id,
+                        &a.runs,
+                        &a.segments,
+                        &a.anomalies,
+                        &params_json,
+                    )?;
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    events.emit(Event::Warning {
+                        origin: capture.meta.origin.clone(),
+                        message: format!("could not find speech: {e}"),
+                    });
+                }
+            }
+        }
+        Ok::<(), StoreError>(())
+    })?;
+    events.emit(Event::StageFinished {
+        stage: Stage::Vad,
+        summary: format!(
+            "{} segments, {:.0} s of speech in {:.0} s of audio",
+            report.segments, report.speech_s, report.audio_s
+        ),
+    });
+    Ok(report)
+}
+
+/// The clock label of a capture's runs (for reports): `wall`, `estimated`, or `mixed`.
+pub fn clock_summary(runs: &[RunRow]) -> &'static str {
+    let wall = runs
+        .iter()
+        .filter(|r| r.run.clock == ClockTrust::Wall)
+        .count();
+    match (wall, runs.len()) {
+        (_, 0) => "none",
+        (w, n) if w == n => "wall",
+        (0, _) => "estimated",
+        _ => "mixed",
+    }
+}

@@ -1,0 +1,374 @@
+//! Importing the phone app's `.bin` files (single files or whole folders).
+//!
+//! Each file is read, its name checked with the backend's rules, its body
+//! framed, and its bytes stored durably in the ledger (a second import of the
+//! same bytes is a no-op). A bad file never stops the others: it is reported
+//! with its path and the reason, and everything else is imported. A file
+//! whose name has no usable time (missing, before 2024, in the future) is
+//! still kept, with its time estimated from the file's modification time and
+//! flagged, so no audio is lost; estimated audio is held back from the cloud.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::events::{Event, EventSink, Stage};
+use crate::audio::{Codec, opus_packet_samples};
+use crate::clock::{ClockTrust, UtcMillis};
+use crate::device::capture::{self, Anomaly, CaptureFormat};
+use crate::device::wal;
+use crate::store::{Ledger, NewCapture, StoreError, Stored};
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileOutcome {
+    /// The file.
+    pub path: PathBuf,
+    /// `imported`, `already_imported` or `rejected`.
+    pub status: FileStatus,
+    /// The capture it became.
+    pub capture_id: Option<i64>,
+    /// Audio it holds, in seconds.
+    pub duration_s: f64,
+    /// When its audio starts.
+    pub start: Option<String>,
+    /// `wall` or `estimated`.
+    pub clock: Option<&'static str>,
+    /// The codec.
+    pub codec: Option<String>,
+    /// Problems found (the file may still have been imported).
+    pub anomalies: Vec<String>,
+    /// Why it was not imported, if it was not.
+    pub error: Option<String>,
+}
+
+/// Whether a file made it into the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Stored now.
+    Imported,
+    /// The same bytes were stored before.
+    AlreadyImported,
+    /// Not stored; `error` says why.
+    Rejected,
+}
+
+/// The result of an import.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportReport {
+    /// One entry per file considered, in order.
+    pub files: Vec<FileOutcome>,
+    /// Paths given that were neither files nor folders, or unreadable folders.
+    pub errors: Vec<String>,
+    /// Files in the folders that were skipped because they are not `.bin`.
+    pub skipped_other_files: usize,
+}
+
+impl ImportReport {
+    /// Captures newly stored.
+    pub fn new_captures(&self) -> Vec<i64> {
+        self.files
+            .iter()
+            .filter(|f| f.status == FileStatus::Imported)
+            .filter_map(|f| f.capture_id)
+            .collect()
+    }
+}
+
+/// Expands paths into the `.bin` files to import: files as given, folders
+/// walked recursively (sorted, so imports are reproducible).
+pub fn collect_files(paths: &[PathBuf], report: &mut ImportReport) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut out, report),
+            Ok(_) => out.push(p.clone()),
+            // A dangling link or a missing file: let import report it per file.
+            Err(_) if p.extension().is_some_and(|e| e == "bin") => out.push(p.clone()),
+            Err(e) => report.errors.push(format!("{}: {e}", p.display())),
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, report: &mut ImportReport) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            report
+                .errors
+                .push(format!("cannot read folder {}: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, out, report);
+        } else if p.extension().is_some_and(|e| e == "bin") {
+            out.push(p);
+        } else {
+            report.skipped_other_files += 1;
+        }
+    }
+}
+
+/// Imports the files and folders in `paths`. Per-file problems are in the
+/// report (not emitted as events, so a frontend shows each once).
+pub fn import_paths(
+    ledger: &mut Ledger,
+    paths: &[PathBuf],
+    events: &dyn EventSink,
+) -> Result<ImportReport, StoreError> {
+    let mut report = ImportReport::default();
+    let files = collect_files(paths, &mut report);
+    let now = UtcMillis::now();
+    events.emit(Event::StageStarted {
+        stage: Stage::Import,
+        total: files.len() as u64,
+        unit: "files",
+    });
+    for (i, path) in files.iter().enumerate() {
+        let outcome = import_file(ledger, path, now)?;
+        report.files.push(outcome);
+        events.emit(Event::Progress {
+            stage: Stage::Import,
+            done: i as u64 + 1,
+            total: files.len() as u64,
+        });
+    }
+    let new = report.new_captures().len();
+    let again = report
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::AlreadyImported)
+        .count();
+    let rejected = report
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Rejected)
+        .count();
+    events.emit(Event::StageFinished {
+        stage: Stage::Import,
+        summary: format!("{new} new, {again} already imported, {rejected} rejected"),
+    });
+    Ok(report)
+}
+
+fn rejected(path: &Path, error: String) -> FileOutcome {
+    FileOutcome {
+        path: path.to_path_buf(),
+        status: FileStatus::Rejected,
+        capture_id: None,
+        duration_s: 0.0,
+        start: None,
+        clock: None,
+        codec: None,
+        anomalies: Vec::new(),
+        error: Some(error),
+    }
+}
+
+/// Imports one file. Problems with the file are in the outcome; only a
+/// failure of the ledger itself (disk full, database broken) is an error.
+pub fn import_file(
+    ledger: &mut Ledger,
+    path: &Path,
+    now: UtcMillis,
+) -> Result<FileOutcome, StoreError> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let prepared = prepare(path, file_name, now);
+    store_prepared(ledger, path, &path.display().to_string(), prepared)
+}
+
+/// Imports a phone-app file held in memory (the built-in demo). `origin`
+/// names where it came from; `captured_at` is when it was written.
+pub fn import_bytes(
+    ledger: &mut Ledger,
+    file_name: &str,
+    bytes: Vec<u8>,
+    origin: &str,
+    captured_at: UtcMillis,
+    now: UtcMillis,
+) -> Result<FileOutcome, StoreError> {
+    let prepared = check(bytes, file_name, origin, captured_at, now);
+    store_prepared(ledger, Path::new(file_name), origin, prepared)
+}
+
+fn store_prepared(
+    ledger: &mut Ledger,
+    path: &Path,
+    origin: &str,
+    prepared: Result<Prepared, String>,
+) -> Result<FileOutcome, StoreError> {
+    let Prepared {
+        bytes,
+        meta,
+        duration_s,
+        start,
+        anomalies,
+    } = match prepared {
+        Ok(p) => p,
+        Err(error) => {
+            let anomaly = Anomaly {
+                offset: None,
+                message: format!("not imported: {error}"),
+            };
+            ledger.add_anomaly(None, origin, &anomaly)?;
+            return Ok(rejected(path, error));
+        }
+    };
+    let (stored, row) = ledger.add_capture(&bytes, &meta)?;
+    if stored == Stored::New {
+        for a in &anomalies {
+            ledger.add_anomaly(Some(row.id), origin, a)?;
+        }
+    }
+    Ok(FileOutcome {
+        path: path.to_path_buf(),
+        status: match stored {
+            Stored::New => FileStatus::Imported,
+            Stored::AlreadyImported => FileStatus::AlreadyImported,
+        },
+        capture_id: Some(row.id),
+        duration_s,
+        start: Some(start.to_rfc3339()),
+        clock: Some(meta.clock.shown()),
+        codec: Some(meta.codec.name().to_string()),
+        anomalies: anomalies.iter().map(|a| a.to_string()).collect(),
+        error: None,
+    })
+}
+
+struct Prepared {
+    bytes: Vec<u8>,
+    meta: NewCapture,
+    duration_s: f64,
+    start: UtcMillis,
+    anomalies: Vec<Anomaly>,
+}
+
+/// Reads and checks a file: everything short of storing it.
+fn prepare(path: &Path, file_name: &str, now: UtcMillis) -> Result<Prepared, String> {
+    if !file_name.ends_with(".bin") {
+        return Err("not a phone-app backlog file (expected a name ending in .bin)".into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let captured_at = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| UtcMillis(d.as_millis() as i64))
+        .unwrap_or(now);
+    check(
+        bytes,
+        file_name,
+        &path.display().to_string(),
+        captured_at,
+        now,
+    )
+}
+
+/// Checks the bytes of a phone-app file named `file_name`. `captured_at` is
+/// when it was written (the basis of an estimated time).
+fn check(
+    bytes: Vec<u8>,
+    file_name: &str,
+    origin: &str,
+    captured_at: UtcMillis,
+    now: UtcMillis,
+) -> Result<Prepared, String> {
+    if bytes.is_empty() {
+        return Err("the file is empty (0 bytes): no audio to import".into());
+    }
+    let mut anomalies = Vec::new();
+    let (mut codec, device, notes) =
+        wal::parse_codec_and_device(file_name).map_err(|e| e.to_string())?;
+    let lenient = !notes.is_empty();
+    anomalies.extend(notes.into_iter().map(|message| Anomaly {
+        offset: None,
+        message,
+    }));
+    if let (true, Codec::Opus { frame_samples }) = (lenient, codec) {
+        // The name does not say the frame size: the packets do.
+        if let Some(sniffed) = wal::Frames::new(&bytes)
+            .next()
+            .and_then(|(_, f)| opus_packet_samples(f))
+            && sniffed != frame_samples
+        {
+            anomalies.push(Anomaly {
+                offset: Some(4),
+                message: format!(
+                    "the Opus packets hold {} ms frames; decoding them as such (the name implies {} ms)",
+                    sniffed / 16,
+                    frame_samples / 16
+                ),
+            });
+            codec = Codec::Opus {
+                frame_samples: sniffed,
+            };
+        }
+    }
+    let name_time = wal::parse_timestamp(file_name, now);
+    let probe = capture::wal_layout(&bytes, codec, UtcMillis(0), ClockTrust::Wall);
+    if probe.frames() == 0 {
+        let why = probe
+            .anomalies
+            .first()
+            .map(|a| format!(": {a}"))
+            .unwrap_or_default();
+        return Err(format!("no audio frames in the file{why}"));
+    }
+    anomalies.extend(probe.anomalies.iter().cloned());
+    let duration_ms = capture::samples_to_ms(probe.samples());
+    let (name_start, clock, start) = match name_time {
+        Ok(t) => (Some(t), ClockTrust::Wall, t),
+        Err(e) => {
+            let start = estimated_start(captured_at, duration_ms);
+            anomalies.push(Anomaly {
+                offset: None,
+                message: format!(
+                    "{e}; kept with an estimated time ({}, from the file's modification time), \
+                     held back from the cloud until reviewed",
+                    start.to_rfc3339()
+                ),
+            });
+            (None, ClockTrust::Unknown, start)
+        }
+    };
+    Ok(Prepared {
+        bytes,
+        meta: NewCapture {
+            format: CaptureFormat::Wal,
+            codec,
+            device,
+            origin: origin.to_string(),
+            file_name: file_name.to_string(),
+            name_start,
+            clock,
+            first_seq: None,
+            ring_id: None,
+            captured_at,
+        },
+        duration_s: duration_ms as f64 / 1000.0,
+        start,
+        anomalies,
+    })
+}
+
+/// The estimated start of a file without a usable time: the phone writes a
+/// file as its chunk ends, so it began one duration before it was written.
+pub fn estimated_start(captured_at: UtcMillis, duration_ms: i64) -> UtcMillis {
+    captured_at.plus_ms(-duration_ms)
+}
+
+/// The start of a WAL capture as recorded: its name's time, or the estimate.
+pub fn wal_start(meta: &NewCapture, duration_ms: i64) -> UtcMillis {
+    meta.name_start
+        .unwrap_or_else(|| estimated_start(meta.captured_at, duration_ms))
+}

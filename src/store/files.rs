@@ -1,0 +1,192 @@
+//! Raw capture files on disk: content-addressed, written atomically and durably.
+//!
+//! Imported or pulled bytes are copied into `<data dir>/captures/xx/<sha256>`
+//! by writing a temporary file in the same directory, fsyncing it, renaming
+//! it into place and fsyncing the directory. Only then is the capture recorded
+//! in the ledger, so a crash at any point leaves either nothing or a complete
+//! file (which a re-run adopts by its hash), never a torn one.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Where a capture with this hash lives, relative to the data directory.
+pub fn relative_path(sha256: &str) -> PathBuf {
+    let shard = sha256.get(..2).unwrap_or("00");
+    PathBuf::from("captures").join(shard).join(sha256)
+}
+
+/// Why a capture file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// A filesystem call failed.
+    #[error("{action} {path}: {source}{hint}", hint = disk_hint(source))]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A stored file no longer matches the hash it is stored under.
+    #[error("capture file {path} is damaged: its SHA-256 is {found}, expected {expected}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What it should hash to.
+        expected: String,
+        /// What it hashes to.
+        found: String,
+    },
+}
+
+fn disk_hint(e: &io::Error) -> &'static str {
+    if e.raw_os_error() == Some(28) {
+        " (the disk is full: free some space and run the command again; nothing was lost)"
+    } else {
+        ""
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FileError + 'a {
+    move |source| FileError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates a directory (and parents) readable only by the user: it holds
+/// recordings of people's conversations.
+pub fn create_private_dir(dir: &Path) -> Result<(), FileError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(io_err("cannot create directory", dir))
+}
+
+/// Durably stores `bytes` under the data directory by content; returns the
+/// hash and the path relative to `data_dir`. Storing the same bytes again is
+/// cheap and leaves the existing file alone.
+pub fn store(data_dir: &Path, bytes: &[u8]) -> Result<(String, PathBuf), FileError> {
+    let sha = sha256_hex(bytes);
+    let rel = relative_path(&sha);
+    let path = data_dir.join(&rel);
+    if let Ok(meta) = fs::metadata(&path)
+        && meta.len() == bytes.len() as u64
+    {
+        return Ok((sha, rel));
+    }
+    let dir = path.parent().expect("capture paths have a parent");
+    create_private_dir(dir)?;
+    write_atomically(&path, bytes)?;
+    Ok((sha, rel))
+}
+
+/// Writes `bytes` to `path` via a temporary file, fsync and rename, then
+/// fsyncs the directory so the rename itself survives a crash.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("capture"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(io_err("cannot create", &tmp))?;
+        f.write_all(bytes).map_err(io_err("cannot write", &tmp))?;
+        f.sync_all().map_err(io_err("cannot flush to disk", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(io_err("cannot move into place", path))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("cannot flush directory", dir))?;
+    }
+    let _ = dir;
+    Ok(())
+}
+
+/// Reads a stored capture back and checks it against its hash.
+pub fn load(data_dir: &Path, rel: &Path, sha256: &str) -> Result<Vec<u8>, FileError> {
+    let path = data_dir.join(rel);
+    let bytes = fs::read(&path).map_err(io_err("cannot read capture file", &path))?;
+    let found = sha256_hex(&bytes);
+    if found != sha256 {
+        return Err(FileError::Damaged {
+            path,
+            expected: sha256.to_string(),
+            found,
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_by_content_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sha, rel) = store(dir.path(), b"hello").unwrap();
+        assert_eq!(sha, sha256_hex(b"hello"));
+        assert!(rel.starts_with("captures"));
+        assert_eq!(load(dir.path(), &rel, &sha).unwrap(), b"hello");
+        // Again: same place, no error.
+        assert_eq!(store(dir.path(), b"hello").unwrap().1, rel);
+        // No temporary files are left behind.
+        let shard = dir.path().join(rel.parent().unwrap());
+        assert_eq!(fs::read_dir(shard).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sha, rel) = store(dir.path(), b"hello").unwrap();
+        fs::write(dir.path().join(&rel), b"jello").unwrap();
+        let e = load(dir.path(), &rel, &sha).unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_a_clear_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("captures");
+        fs::write(&blocker, b"a file where a directory should be").unwrap();
+        let e = store(dir.path(), b"x").unwrap_err();
+        assert!(e.to_string().contains("captures"), "{e}");
+    }
+
+    #[test]
+    fn enospc_gets_a_hint() {
+        assert!(disk_hint(&io::Error::from_raw_os_error(28)).contains("disk is full"));
+        assert_eq!(disk_hint(&io::Error::from_raw_os_error(13)), "");
+    }
+}

@@ -1,0 +1,161 @@
+//! The ledger's schema, as an ordered list of migrations.
+//!
+//! `PRAGMA user_version` holds how many have been applied. A migration is
+//! never edited once released: add a new one instead.
+
+use rusqlite::Connection;
+
+/// Every migration, oldest first. Index + 1 is the schema version it yields.
+const MIGRATIONS: &[&str] = &[
+    // 1: captures, their runs and anomalies; speech segments; the edit log.
+    r#"
+    CREATE TABLE captures (
+        id              INTEGER PRIMARY KEY,
+        sha256          TEXT    NOT NULL UNIQUE,
+        format          TEXT    NOT NULL CHECK (format IN ('wal', 'ring')),
+        codec           TEXT    NOT NULL,
+        sample_rate     INTEGER NOT NULL,
+        frame_samples   INTEGER NOT NULL,
+        device          TEXT    NOT NULL,
+        origin          TEXT    NOT NULL,
+        file_name       TEXT    NOT NULL,
+        name_start_ms   INTEGER,
+        clock           TEXT    NOT NULL,
+        first_seq       INTEGER,
+        ring_id         INTEGER,
+        captured_at_ms  INTEGER NOT NULL,
+        stored_path     TEXT    NOT NULL,
+        bytes           INTEGER NOT NULL,
+        imported_at_ms  INTEGER NOT NULL,
+        analyzed_at_ms  INTEGER,
+        analysis        TEXT
+    );
+    CREATE TABLE runs (
+        capture_id   INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
+        run_index    INTEGER NOT NULL,
+        first_frame  INTEGER NOT NULL,
+        frame_count  INTEGER NOT NULL,
+        samples      INTEGER NOT NULL,
+        start_ms     INTEGER NOT NULL,
+        clock        TEXT    NOT NULL,
+        bad_frames   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (capture_id, run_index)
+    );
+    CREATE TABLE anomalies (
+        id          INTEGER PRIMARY KEY,
+        capture_id  INTEGER REFERENCES captures(id) ON DELETE CASCADE,
+        origin      TEXT    NOT NULL,
+        stage       TEXT    NOT NULL CHECK (stage IN ('import', 'analysis')),
+        byte_offset INTEGER,
+        message     TEXT    NOT NULL,
+        at_ms       INTEGER NOT NULL
+    );
+    CREATE TABLE segments (
+        id                INTEGER PRIMARY KEY,
+        key               TEXT    NOT NULL UNIQUE,
+        capture_id        INTEGER NOT NULL REFERENCES captures(id) ON DELETE CASCADE,
+        run_index         INTEGER NOT NULL,
+        sample_start      INTEGER NOT NULL,
+        sample_end        INTEGER NOT NULL,
+        device            TEXT    NOT NULL,
+        clock             TEXT    NOT NULL,
+        start_ms          INTEGER NOT NULL,
+        end_ms            INTEGER NOT NULL,
+        status            TEXT    NOT NULL DEFAULT 'pending'
+                          CHECK (status IN ('pending', 'speech', 'silent', 'failed')),
+        text              TEXT,
+        error             TEXT,
+        transcribed_at_ms INTEGER
+    );
+    CREATE INDEX segments_by_time ON segments (device, start_ms);
+    CREATE INDEX segments_by_capture ON segments (capture_id);
+    CREATE TABLE edit_actions (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT    NOT NULL CHECK (kind IN ('merge', 'split')),
+        summary       TEXT    NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        state         TEXT    NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'undone'))
+    );
+    CREATE TABLE edit_overrides (
+        action_id  INTEGER NOT NULL REFERENCES edit_actions(id) ON DELETE CASCADE,
+        device     TEXT    NOT NULL,
+        domain     TEXT    NOT NULL CHECK (domain IN ('wall', 'estimated')),
+        anchor_ms  INTEGER NOT NULL,
+        boundary   TEXT    NOT NULL CHECK (boundary IN ('join', 'split'))
+    );
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: usize = MIGRATIONS.len();
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// The ledger was written by a newer omi-sync.
+    #[error(
+        "the ledger has schema version {found}, newer than this omi-sync understands ({CURRENT_VERSION}); \
+         upgrade omi-sync"
+    )]
+    TooNew {
+        /// The version found.
+        found: usize,
+    },
+    /// SQLite failed.
+    #[error("schema migration {version} failed: {source}")]
+    Sql {
+        /// The migration being applied.
+        version: usize,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+}
+
+/// Applies every migration not yet applied, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: usize =
+        conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+            .map_err(|source| MigrationError::Sql { version: 0, source })? as usize;
+    if found > CURRENT_VERSION {
+        return Err(MigrationError::TooNew { found });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        let version = i + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|source| MigrationError::Sql { version, source })?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", version as i64))
+            .and_then(|_| tx.commit())
+            .map_err(|source| MigrationError::Sql { version, source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_from_empty_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn refuses_a_newer_ledger() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        let e = migrate(&mut conn).unwrap_err();
+        assert!(e.to_string().contains("999"), "{e}");
+    }
+}

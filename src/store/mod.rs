@@ -1,0 +1,192 @@
+//! The ledger: one SQLite database and the raw capture files beside it.
+//!
+//! Every stage of the pipeline reads its input from the ledger and writes its
+//! output back, so any stage can be re-run, resumed after a crash, or
+//! inspected. The database runs in WAL mode with versioned migrations
+//! ([`migrations`]); raw bytes are stored content-addressed and durably
+//! ([`files`]) before a row refers to them. Times are absolute UTC
+//! milliseconds.
+//!
+//! The API is split by what it owns: [`captures`](Ledger::add_capture)
+//! (imported bytes, their runs and anomalies), [`segments`](Ledger::segments)
+//! (speech found by VAD and its transcripts), the edit log
+//! ([`record_edit`](Ledger::record_edit), undo, redo) and small key/value
+//! state ([`meta`](Ledger::meta)).
+
+mod captures;
+mod edits;
+pub mod files;
+pub mod migrations;
+mod segments;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
+pub use edits::{EditAction, EditKind, EditState};
+pub use segments::{NewSegment, SegmentRow};
+
+/// The database file inside the data directory.
+pub const LEDGER_FILE: &str = "ledger.sqlite3";
+
+/// Why the ledger could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("ledger {context}: {source}")]
+    Sql {
+        /// What was being done.
+        context: String,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A capture file failed.
+    #[error(transparent)]
+    File(#[from] files::FileError),
+    /// The schema could not be migrated.
+    #[error(transparent)]
+    Migration(#[from] migrations::MigrationError),
+    /// A row that should exist does not.
+    #[error("{0}")]
+    NotFound(String),
+    /// A stored value is not what this build understands.
+    #[error("ledger holds an unexpected value: {0}")]
+    Corrupt(String),
+}
+
+/// Wraps a rusqlite error with what was being done.
+pub(crate) trait SqlContext<T> {
+    /// Adds context to an SQLite error.
+    fn ctx(self, context: &str) -> Result<T, StoreError>;
+}
+
+impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
+    fn ctx(self, context: &str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sql {
+            context: context.to_string(),
+            source,
+        })
+    }
+}
+
+/// An open ledger.
+pub struct Ledger {
+    conn: Connection,
+    data_dir: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger in `data_dir` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Ledger, StoreError> {
+        files::create_private_dir(data_dir)?;
+        let path = data_dir.join(LEDGER_FILE);
+        let mut conn = Connection::open(&path).ctx(&format!("cannot open {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .ctx("cannot set busy timeout")?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .ctx("cannot enable WAL mode")?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .ctx("cannot set synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .ctx("cannot enable foreign keys")?;
+        migrations::migrate(&mut conn)?;
+        Ok(Ledger {
+            conn,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing ledger read-only (for `diagnose`): nothing is
+    /// created, migrated or written.
+    pub fn open_read_only(data_dir: &Path) -> Result<Ledger, StoreError> {
+        let path = data_dir.join(LEDGER_FILE);
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "no ledger at {} (nothing has been imported into this data directory)",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx(&format!("cannot open {} read-only", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .ctx("cannot set busy timeout")?;
+        Ok(Ledger {
+            conn,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory this ledger lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A small piece of persisted state by key.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .ctx("cannot read state")
+    }
+
+    /// Sets a small piece of persisted state.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .ctx("cannot write state")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_creates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested/data");
+        {
+            let l = Ledger::open(&data).unwrap();
+            l.set_meta("k", "v1").unwrap();
+            l.set_meta("k", "v2").unwrap();
+        }
+        let l = Ledger::open(&data).unwrap();
+        assert_eq!(l.meta("k").unwrap().as_deref(), Some("v2"));
+        assert_eq!(l.meta("missing").unwrap(), None);
+        let mode: String = l
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn read_only_refuses_to_create_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Ledger::open_read_only(dir.path()).is_err());
+        assert!(!dir.path().join(LEDGER_FILE).exists());
+        Ledger::open(dir.path()).unwrap();
+        let ro = Ledger::open_read_only(dir.path()).unwrap();
+        assert!(ro.set_meta("k", "v").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn data_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        Ledger::open(&data).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}

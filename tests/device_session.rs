@@ -1,0 +1,609 @@
+//! The BLE transfer against the simulated pendant: exactly-once delivery into
+//! the durable sink across drops, sink failures and ring replacements, and
+//! ADVANCE never past durable data.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use omi_sync::device::link::Connector;
+use omi_sync::device::record::{CLOCK_NOT_SET_BIT, RECORD_BYTES};
+use omi_sync::device::session::{
+    Discard, DurableSink, MemorySink, PullError, PullOptions, PullReport, ResumePoint, SinkError,
+    TimeSync, pull,
+};
+use omi_sync::device::sim::SimPendant;
+use omi_sync::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_ids, fixture_record};
+use omi_sync::device::usb::{ImageReader, Variant};
+
+/// Options for fast tests: no real waiting.
+fn fast() -> PullOptions {
+    PullOptions {
+        batch_records: 50,
+        busy_backoff: Duration::from_millis(1),
+        reconnect_backoff: Duration::ZERO,
+        time_sync: TimeSync::At(1_717_300_000),
+        first_data_timeout: Duration::from_millis(500),
+        progress_timeout: Duration::from_millis(500),
+        command_timeout: Duration::from_millis(500),
+        max_reconnects: 3,
+        ..PullOptions::default()
+    }
+}
+
+/// A variant C ring of 40 slots holding records `read..write` after some
+/// wrap-around: 1 000 unread records.
+fn ring_image(variant: Variant) -> Vec<u8> {
+    let mut b = FixtureBuilder::new(variant, 40).unwrap();
+    b.record(1_500, 20).unwrap();
+    b.advance(500).unwrap();
+    b.finish()
+}
+
+/// A sink that mirrors its durable seq into an atomic the pendant's ADVANCE
+/// observer can check, and can fail on demand.
+struct CheckedSink {
+    inner: MemorySink,
+    durable: Arc<AtomicU64>,
+    /// Fail the n-th persist call (1-based)…
+    fail_at: Option<u64>,
+    /// …after making the records durable (a crash between fsync and reply).
+    fail_after_durable: bool,
+    calls: u64,
+}
+
+impl CheckedSink {
+    fn new(durable: Arc<AtomicU64>) -> Self {
+        CheckedSink {
+            inner: MemorySink::keeping_bytes(),
+            durable,
+            fail_at: None,
+            fail_after_durable: false,
+            calls: 0,
+        }
+    }
+}
+
+impl DurableSink for CheckedSink {
+    fn persist(
+        &mut self,
+        device: &str,
+        ring_id: Option<u64>,
+        first_seq: u64,
+        records: &[u8],
+    ) -> Result<(), SinkError> {
+        self.calls += 1;
+        if self.fail_at == Some(self.calls) {
+            if self.fail_after_durable {
+                self.inner.persist(device, ring_id, first_seq, records)?;
+                self.durable.store(
+                    first_seq + (records.len() / RECORD_BYTES) as u64,
+                    Ordering::SeqCst,
+                );
+            }
+            return Err(SinkError::new("disk full (injected)"));
+        }
+        self.inner.persist(device, ring_id, first_seq, records)?;
+        self.durable.store(
+            first_seq + (records.len() / RECORD_BYTES) as u64,
+            Ordering::SeqCst,
+        );
+        Ok(())
+    }
+
+    fn resume_point(&self, device: &str) -> Result<Option<ResumePoint>, SinkError> {
+        self.inner.resume_point(device)
+    }
+
+    fn discard_resume_point(
+        &mut self,
+        device: &str,
+        old: ResumePoint,
+        why: &Discard,
+    ) -> Result<(), SinkError> {
+        self.durable.store(0, Ordering::SeqCst);
+        self.inner.discard_resume_point(device, old, why)
+    }
+}
+
+/// Installs an observer that records every ADVANCE past the durable seq.
+fn watch_advances(sim: &SimPendant, durable: &Arc<AtomicU64>) -> Arc<Mutex<Vec<String>>> {
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let (d, v) = (Arc::clone(durable), Arc::clone(&violations));
+    sim.on_advance(move |ev| {
+        let durable = d.load(Ordering::SeqCst);
+        if ev.seq > durable {
+            v.lock()
+                .unwrap()
+                .push(format!("ADVANCE to {} with durable {durable}", ev.seq));
+        }
+    });
+    violations
+}
+
+fn no_progress() -> impl FnMut(&omi_sync::device::session::Progress) -> ControlFlow<()> {
+    |_| ControlFlow::Continue(())
+}
+
+/// Checks the sink holds `range` of ring `epoch` exactly once, in order,
+/// byte for byte (with clock-not-set applied to `cns`).
+fn assert_exactly_once(sink: &MemorySink, device: &str, range: std::ops::Range<u64>, epoch: u64) {
+    let got = sink.records_of(device);
+    let seqs: Vec<u64> = got.iter().map(|(_, s, _)| *s).collect();
+    let want: Vec<u64> = range.clone().collect();
+    assert_eq!(seqs.len(), want.len(), "record count");
+    assert_eq!(seqs, want, "every record exactly once, in order");
+    for (_, seq, bytes) in got {
+        assert_eq!(
+            bytes,
+            &fixture_record(epoch, seq, FixtureClock::Wall)[..],
+            "record {seq} content"
+        );
+    }
+}
+
+#[test]
+fn a_clean_pull_takes_everything_and_frees_it() {
+    let sim = SimPendant::from_image(ring_image(Variant::C), "").unwrap();
+    let before = sim.metadata();
+    assert_eq!((before.read_seq, before.write_seq), (500, 1_500));
+    let durable = Arc::new(AtomicU64::new(0));
+    let violations = watch_advances(&sim, &durable);
+    let mut sink = CheckedSink::new(Arc::clone(&durable));
+    let mut conn = sim.clone();
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+    assert_eq!(report.records_received, 1_000);
+    assert_eq!(report.records_persisted, 1_000);
+    assert_eq!(report.seq_range, Some(500..1_500));
+    assert_eq!(report.advanced_to, Some(1_500));
+    assert_eq!(report.resent_bytes, 0);
+    assert_eq!(report.ring_id, Some(fixture_ids(0).0));
+    assert!(report.custody.is_some());
+    assert_eq!(report.unread_on_device, 0);
+    assert!(violations.lock().unwrap().is_empty());
+    // Persisted into the image as a new metadata record, keeping the ring id.
+    let after = sim.metadata();
+    assert_eq!(after.read_seq, 1_500);
+    assert!(after.generation > before.generation);
+    assert_eq!(after.ring_id, before.ring_id);
+    let reread = ImageReader::open(std::io::Cursor::new(sim.image().unwrap())).unwrap();
+    assert_eq!(reread.scan().metadata.read_seq, 1_500);
+    // ADVANCE_ID was used under custody.
+    assert!(sim.advances().iter().all(|a| a.ring_id == before.ring_id));
+    // A second pull finds nothing new and sends nothing.
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.records_received, 0);
+    assert_eq!(sink.inner.records, 1_000);
+}
+
+#[test]
+fn drops_at_a_hundred_points_deliver_every_record_exactly_once() {
+    let image = ring_image(Variant::C);
+    let total_bytes = 1_000 * RECORD_BYTES as u64;
+    let mut resent_max = 0;
+    for i in 0..100u64 {
+        // Deterministic drop points spread over the stream, 1-3 drops each.
+        let a = (i * 4_447 + 13 * i * i) % total_bytes;
+        let b = (a + 97_003 + i * 1_009) % total_bytes;
+        let spec = match i % 4 {
+            0 => format!("drop-at={a}"),
+            1 => format!("drop-at={a},drop-at={b}"),
+            2 => format!("drop-random={},seed={i}", 60_000 + i * 1_000),
+            _ => format!("drop-at={a},mtu={}", 23 + (i as u16 * 37) % 490),
+        };
+        let sim = SimPendant::from_image(image.clone(), &spec).unwrap();
+        let durable = Arc::new(AtomicU64::new(0));
+        let violations = watch_advances(&sim, &durable);
+        let mut sink = CheckedSink::new(Arc::clone(&durable));
+        let mut conn = sim.clone();
+        let mut opts = fast();
+        opts.advance_every_records = Some(200);
+        opts.max_reconnects = 10;
+        let report = pull(&mut conn, &mut sink, &opts, &mut no_progress())
+            .unwrap_or_else(|e| panic!("spec {spec}: {e}"));
+        assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+        assert!(
+            violations.lock().unwrap().is_empty(),
+            "spec {spec}: {:?}",
+            violations.lock().unwrap()
+        );
+        assert_eq!(sim.metadata().read_seq, 1_500, "spec {spec}");
+        assert_eq!(report.records_received, 1_000, "spec {spec}");
+        if report.drops > 0 {
+            resent_max = resent_max.max(report.resent_bytes / report.drops as u64);
+        }
+        assert!(
+            report.resent_bytes < report.drops as u64 * RECORD_BYTES as u64 + 1,
+            "spec {spec}: re-sent {} bytes over {} drops",
+            report.resent_bytes,
+            report.drops
+        );
+    }
+    // Each drop re-sends at most the partial record in flight.
+    assert!(resent_max < RECORD_BYTES as u64);
+}
+
+#[test]
+fn drop_every_n_bytes_still_completes() {
+    let sim = SimPendant::from_image(ring_image(Variant::C), "drop-every=4096,mtu=23").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let mut opts = fast();
+    opts.max_reconnects = 2;
+    let report = pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+    assert_exactly_once(&sink, &conn.device_id(), 500..1_500, 0);
+    assert!(report.drops >= 100, "{} drops", report.drops);
+    assert_eq!(sim.metadata().read_seq, 1_500);
+}
+
+#[test]
+fn a_lost_advance_is_resent_on_reconnect_when_the_ring_id_matches() {
+    let sim = SimPendant::from_image(ring_image(Variant::C), "drop-on-advance").unwrap();
+    let durable = Arc::new(AtomicU64::new(0));
+    let violations = watch_advances(&sim, &durable);
+    let mut sink = CheckedSink::new(Arc::clone(&durable));
+    let mut conn = sim.clone();
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.connections, 2);
+    assert_eq!(report.advanced_to, Some(1_500));
+    assert_eq!(sim.metadata().read_seq, 1_500);
+    assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+    assert!(violations.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_sink_loses_and_duplicates_nothing() {
+    let image = ring_image(Variant::C);
+    for (k, after) in [
+        (1, false),
+        (3, false),
+        (3, true),
+        (7, true),
+        (20, false),
+        (20, true),
+    ] {
+        let sim = SimPendant::from_image(image.clone(), "").unwrap();
+        let durable = Arc::new(AtomicU64::new(0));
+        let violations = watch_advances(&sim, &durable);
+        let mut sink = CheckedSink::new(Arc::clone(&durable));
+        sink.fail_at = Some(k);
+        sink.fail_after_durable = after;
+        let mut conn = sim.clone();
+        let mut opts = fast();
+        opts.advance_every_records = Some(100);
+        let err = pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap_err();
+        assert!(matches!(err.error, PullError::Sink(_)), "{err}");
+        // The pendant was never advanced past what the sink holds.
+        assert!(sim.metadata().read_seq <= durable.load(Ordering::SeqCst).max(500));
+        // A new session with a working sink (the same ledger) finishes the job.
+        sink.fail_at = None;
+        let report = pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+        assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+        assert!(violations.lock().unwrap().is_empty(), "k={k}");
+        assert_eq!(sim.metadata().read_seq, 1_500);
+        assert_eq!(report.advanced_to, Some(1_500), "k={k}");
+    }
+}
+
+#[test]
+fn a_session_stopped_midway_resumes_without_loss() {
+    // The progress callback stops the pull at different points (as Ctrl-C
+    // would); the next session continues from the durable seq.
+    let image = ring_image(Variant::C);
+    for stop_after in [1u32, 2, 5, 9] {
+        let sim = SimPendant::from_image(image.clone(), "mtu=64").unwrap();
+        let mut sink = MemorySink::keeping_bytes();
+        let mut conn = sim.clone();
+        let mut calls = 0;
+        let mut stop = |_: &omi_sync::device::session::Progress| {
+            calls += 1;
+            if calls == stop_after {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let first = pull(&mut conn, &mut sink, &fast(), &mut stop).unwrap();
+        assert!(first.cancelled);
+        assert!(first.records_persisted < 1_000);
+        assert!(sim.metadata().read_seq <= 500 + first.records_persisted);
+        let second = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+        assert_eq!(first.records_persisted + second.records_persisted, 1_000);
+        assert_exactly_once(&sink, &conn.device_id(), 500..1_500, 0);
+        assert_eq!(sim.metadata().read_seq, 1_500);
+    }
+}
+
+#[test]
+fn keep_on_device_leaves_the_image_byte_identical() {
+    let image = ring_image(Variant::C);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.img");
+    std::fs::write(&path, &image).unwrap();
+    let sim = SimPendant::open(&path, "drop-every=50000").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let opts = PullOptions {
+        keep_on_device: true,
+        ..fast()
+    };
+    let report = pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+    assert_eq!(report.records_persisted, 1_000);
+    assert_eq!(report.advanced_to, None);
+    assert!(sim.advances().is_empty());
+    drop(conn);
+    drop(sim);
+    assert_eq!(std::fs::read(&path).unwrap(), image);
+    // Pulling again resumes from the ledger and finds nothing new.
+    let sim = SimPendant::open(&path, "").unwrap();
+    let mut conn = sim.clone();
+    let report = pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+    assert_eq!(report.records_received, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), image);
+}
+
+#[test]
+fn small_mtu_slow_notifications_and_busy_storage() {
+    let mut b = FixtureBuilder::new(Variant::C, 8).unwrap();
+    b.record(120, 36).unwrap();
+    let sim = SimPendant::from_image(b.finish(), "mtu=23,delay-ms=1,busy-first-read=2").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.busy_retries, 2);
+    assert_eq!(report.mtu, 23);
+    assert!(report.notes.iter().any(|n| n.contains("status 9")));
+    assert_exactly_once(&sink, &conn.device_id(), 0..120, 0);
+    // 19 bytes a notification.
+    assert_eq!(sim.stats().data_notifications, (120 * 444u64).div_ceil(19));
+}
+
+#[test]
+fn storage_that_stays_busy_is_an_error_naming_the_status() {
+    let mut b = FixtureBuilder::new(Variant::C, 8).unwrap();
+    b.record(40, 36).unwrap();
+    let sim = SimPendant::from_image(b.finish(), "busy-first-read=99").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let err = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap_err();
+    assert_eq!(
+        err.error.to_string(),
+        "READ refused: status 9 (storage not ready)"
+    );
+    assert!(err.to_string().contains("0 records persisted"));
+    assert_eq!(sim.metadata().read_seq, 0);
+}
+
+#[test]
+fn a_stalled_link_times_out_and_resumes() {
+    let sim = SimPendant::from_image(
+        ring_image(Variant::C),
+        "stall-after=100000,live-mark-every=7",
+    )
+    .unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.drops, 1);
+    assert_eq!(report.connections, 2);
+    assert_exactly_once(&sink, &conn.device_id(), 500..1_500, 0);
+}
+
+#[test]
+fn a_cleared_ring_discards_the_resume_point_and_never_uses_the_stale_id() {
+    let sim =
+        SimPendant::from_image(ring_image(Variant::C), "cleared-between-sessions=50").unwrap();
+    let old_id = sim.metadata().ring_id;
+    let durable = Arc::new(AtomicU64::new(0));
+    let violations = watch_advances(&sim, &durable);
+    let mut sink = CheckedSink::new(Arc::clone(&durable));
+    let mut conn = sim.clone();
+    let device = conn.device_id();
+    pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    let n_adv = sim.advances().len();
+    // The next session finds a new ring (the pendant was cleared and recorded 50 records).
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    let new_id = sim.metadata().ring_id;
+    assert_ne!(new_id, old_id);
+    assert!(report.ring_replaced);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("cleared or replaced")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(report.ring_id, new_id);
+    assert_eq!(report.seq_range, Some(0..50));
+    assert_eq!(sink.inner.discarded.len(), 1);
+    assert_eq!(sink.inner.discarded[0].1.ring_id, old_id);
+    let later = &sim.advances()[n_adv..];
+    assert!(!later.is_empty());
+    assert!(later.iter().all(|a| a.ring_id == new_id), "{later:?}");
+    assert!(violations.lock().unwrap().is_empty());
+    // The new ring's records, under the new id.
+    let new_records: Vec<_> = sink
+        .inner
+        .records_of(&device)
+        .into_iter()
+        .filter(|(r, _, _)| *r == new_id)
+        .map(|(_, s, _)| s)
+        .collect();
+    assert_eq!(new_records, (0..50).collect::<Vec<_>>());
+    assert_eq!(sim.metadata().read_seq, 50);
+}
+
+#[test]
+fn clock_not_set_records_arrive_as_they_are() {
+    let mut b = FixtureBuilder::new(Variant::C, 8).unwrap();
+    b.record_clock_not_set(60, 36).unwrap();
+    b.record(40, 36).unwrap();
+    let sim = SimPendant::from_image(b.finish(), "clock-not-set=70..80").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.status.map(|s| s.clock_valid), Some(false));
+    let got = sink.records_of(&conn.device_id());
+    assert_eq!(got.len(), 100);
+    for (_, seq, bytes) in got {
+        let t = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let not_set = seq < 60 || (70..80).contains(&seq);
+        assert_eq!(t & CLOCK_NOT_SET_BIT != 0, not_set, "record {seq}");
+        if seq < 60 {
+            assert_eq!(bytes, &fixture_record(0, seq, FixtureClock::NotSet)[..]);
+        }
+    }
+}
+
+#[test]
+fn firmware_without_custody_uses_plain_advance() {
+    for (variant, spec) in [
+        (Variant::A, ""),
+        (Variant::B, ""),
+        (Variant::C, "no-custody"),
+    ] {
+        let sim = SimPendant::from_image(ring_image(variant), spec).unwrap();
+        let durable = Arc::new(AtomicU64::new(0));
+        let violations = watch_advances(&sim, &durable);
+        let mut sink = CheckedSink::new(Arc::clone(&durable));
+        let mut conn = sim.clone();
+        let mut opts = fast();
+        opts.advance_every_records = Some(300);
+        let report: PullReport = pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+        assert_eq!(report.ring_id, None, "{variant:?}");
+        assert_eq!(report.custody, None);
+        assert!(sim.advances().iter().all(|a| a.ring_id.is_none()));
+        assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+        assert_eq!(sim.metadata().read_seq, 1_500);
+        assert!(violations.lock().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_resume_point_from_an_earlier_run_is_honoured_and_its_advance_resent() {
+    // The ledger holds 500..900 from a run that crashed before ADVANCE.
+    let sim = SimPendant::from_image(ring_image(Variant::C), "").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    let device = conn.device_id();
+    sink.set_resume_point(
+        &device,
+        ResumePoint {
+            ring_id: sim.metadata().ring_id,
+            durable_seq: 900,
+        },
+    );
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.seq_range, Some(900..1_500));
+    let adv = sim.advances();
+    assert_eq!(adv[0].seq, 900, "the missed ADVANCE is re-sent first");
+    assert_eq!(sim.metadata().read_seq, 1_500);
+    // A resume point with a stale ring id is discarded, and no ADVANCE_ID uses it.
+    let mut b = FixtureBuilder::new(Variant::C, 8).unwrap();
+    b.record(30, 36).unwrap();
+    let sim2 = SimPendant::from_image(b.finish(), "").unwrap();
+    let mut sink2 = MemorySink::keeping_bytes();
+    let mut conn2 = sim2.clone();
+    sink2.set_resume_point(
+        &conn2.device_id(),
+        ResumePoint {
+            ring_id: Some(0xDEAD),
+            durable_seq: 10,
+        },
+    );
+    let report = pull(&mut conn2, &mut sink2, &fast(), &mut no_progress()).unwrap();
+    assert!(report.ring_replaced);
+    assert_eq!(report.seq_range, Some(0..30));
+    assert!(sim2.advances().iter().all(|a| a.ring_id != Some(0xDEAD)));
+}
+
+#[test]
+fn a_session_that_dies_mid_pull_loses_and_duplicates_nothing() {
+    // The process "dies" inside persist (a panic unwinds through the session,
+    // so nothing after that point runs: no flush, no ADVANCE), before or after
+    // the batch became durable. A new session then finishes the job.
+    let image = ring_image(Variant::C);
+    for (k, after) in [(2u64, false), (2, true), (9, false), (13, true)] {
+        let sim = SimPendant::from_image(image.clone(), "drop-at=150000").unwrap();
+        let durable = Arc::new(AtomicU64::new(0));
+        let violations = watch_advances(&sim, &durable);
+        let sink = Mutex::new(CheckedSink::new(Arc::clone(&durable)));
+        let mut conn = sim.clone();
+        let mut opts = fast();
+        opts.advance_every_records = Some(100);
+        struct Dying<'a> {
+            sink: &'a Mutex<CheckedSink>,
+            k: u64,
+            after: bool,
+        }
+        impl DurableSink for Dying<'_> {
+            fn persist(
+                &mut self,
+                d: &str,
+                r: Option<u64>,
+                first: u64,
+                recs: &[u8],
+            ) -> Result<(), SinkError> {
+                let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+                if s.calls + 1 == self.k {
+                    if self.after {
+                        s.persist(d, r, first, recs)?;
+                    }
+                    drop(s);
+                    panic!("simulated crash");
+                }
+                s.persist(d, r, first, recs)
+            }
+            fn resume_point(&self, d: &str) -> Result<Option<ResumePoint>, SinkError> {
+                self.sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resume_point(d)
+            }
+        }
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut dying = Dying {
+                sink: &sink,
+                k,
+                after,
+            };
+            pull(&mut conn, &mut dying, &opts, &mut no_progress())
+        }));
+        assert!(died.is_err(), "the session died");
+        sim.drop_link();
+        let mut sink = sink.into_inner().unwrap_or_else(|e| e.into_inner());
+        assert!(sim.metadata().read_seq <= durable.load(Ordering::SeqCst).max(500));
+        pull(&mut conn, &mut sink, &opts, &mut no_progress()).unwrap();
+        assert_exactly_once(&sink.inner, &conn.device_id(), 500..1_500, 0);
+        assert!(violations.lock().unwrap().is_empty());
+        assert_eq!(sim.metadata().read_seq, 1_500);
+    }
+}
+
+#[test]
+fn a_ring_id_that_cannot_be_compared_frees_nothing() {
+    // The ledger knows the ring by id; the pendant no longer reports custody.
+    let sim = SimPendant::from_image(ring_image(Variant::C), "no-custody").unwrap();
+    let mut sink = MemorySink::keeping_bytes();
+    let mut conn = sim.clone();
+    sink.set_resume_point(
+        &conn.device_id(),
+        ResumePoint {
+            ring_id: Some(0x1234),
+            durable_seq: 800,
+        },
+    );
+    let report = pull(&mut conn, &mut sink, &fast(), &mut no_progress()).unwrap();
+    assert_eq!(report.seq_range, Some(800..1_500));
+    assert!(sim.advances().is_empty());
+    assert_eq!(sim.metadata().read_seq, 500);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("cannot be compared"))
+    );
+}
