@@ -174,6 +174,7 @@ impl EventSink for Progress {
                     ));
                 }
             }
+            Event::SegmentTranscribed { .. } => {}
             Event::Warning { origin, message } => {
                 drop(bars);
                 self.line(format!("{} {origin}: {message}", paint(WARN, "warning:")));

@@ -7,10 +7,12 @@
 mod auto;
 mod edit;
 mod import;
+mod models;
 mod overview;
 mod segments;
 mod settings;
 mod timeline;
+mod transcribe;
 
 use std::path::PathBuf;
 
@@ -101,6 +103,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Undo) => edit::undo(&ctx),
         Some(Command::Redo) => edit::redo(&ctx),
         Some(Command::Vad { rerun }) => import::vad(&ctx, rerun),
+        Some(Command::Transcribe(args)) => transcribe::run(&ctx, &args),
+        Some(Command::Models { action }) => models::run(&ctx, &action),
         Some(Command::Config { example }) => settings::config(&ctx, example),
         Some(Command::Completions { shell }) => settings::completions(shell),
     }

@@ -1,5 +1,5 @@
 //! The whole job without a person (`omi-sync --auto`): bring in the backlog
-//! from a source, find the speech, lay out the timeline.
+//! from a source, find the speech, transcribe it, lay out the timeline.
 //!
 //! It resumes whatever an earlier run left: captures imported but not
 //! analysed are analysed, and importing what is already in the ledger is a
@@ -12,9 +12,11 @@ use serde::Serialize;
 use super::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 use super::events::{Event, EventSink, Stage};
 use super::import::{FileStatus, ImportReport, import_bytes, import_paths};
+use super::transcribe::{TranscribeError, TranscribeOptions, TranscribeReport, transcribe};
 use crate::clock::UtcMillis;
 use crate::device::demo;
 use crate::store::{Ledger, StoreError};
+use crate::stt::engine::Engine;
 use crate::timeline::{Domain, Rules, Timeline, build};
 
 /// Where `--auto` takes the backlog from.
@@ -44,6 +46,8 @@ pub struct JobReport {
     pub import: ImportReport,
     /// The VAD stage.
     pub vad: AnalyzeReport,
+    /// The transcription stage (`None` when it did not run).
+    pub transcribe: Option<TranscribeReport>,
     /// Conversations on the timeline afterwards.
     pub conversations: usize,
     /// Of which with estimated times (held back from the cloud).
@@ -103,21 +107,28 @@ pub fn import_source(
     }
 }
 
-/// Runs import and VAD, then lays out the timeline.
+/// Runs import and VAD, transcribes with `stt` when given, then lays out
+/// the timeline.
 pub fn run(
     ledger: &mut Ledger,
     source: &Source,
     vad: &AnalyzeOptions,
+    stt: Option<(&Engine, &TranscribeOptions)>,
     rules: &Rules,
     events: &dyn EventSink,
-) -> Result<(JobReport, Timeline), StoreError> {
+) -> Result<(JobReport, Timeline), TranscribeError> {
     let import = import_source(ledger, source, events)?;
     let vad = analyze(ledger, vad, events)?;
+    let transcribe = match stt {
+        Some((engine, opts)) => Some(transcribe(ledger, engine, opts, events)?),
+        None => None,
+    };
     let segments: Vec<_> = ledger.segments()?.iter().map(|s| s.to_timeline()).collect();
     let timeline = build(&segments, &ledger.active_overrides()?, rules);
     let report = JobReport {
         import,
         vad,
+        transcribe,
         conversations: timeline.conversations.len(),
         estimated_conversations: timeline
             .conversations

@@ -7,11 +7,13 @@
 //!
 //! - [`import`]: phone-app `.bin` files and folders into captures.
 //! - [`analyze`]: finding speech in captures (VAD) and storing segments.
+//! - [`transcribe`]: speech segments to text, through the worker pool.
 //! - [`job`]: the whole job without a person (`--auto`).
 
 pub mod analyze;
 pub mod events;
 pub mod import;
 pub mod job;
+pub mod transcribe;
 
 pub use events::{Event, EventSink, Silent, Stage};

@@ -88,6 +88,10 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: word timings of a transcribed segment (JSON `[{"start_ms", "end_ms", "text"}]`).
+    r#"
+    ALTER TABLE segments ADD COLUMN words TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

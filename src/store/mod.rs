@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use edits::{EditAction, EditKind, EditState};
-pub use segments::{NewSegment, SegmentRow};
+pub use segments::{NewSegment, SegmentRow, WordTiming};
 
 /// The database file inside the data directory.
 pub const LEDGER_FILE: &str = "ledger.sqlite3";

@@ -18,7 +18,8 @@
 //! - [`guards`]: hallucination guards (silence, loops, stock noise phrases,
 //!   text in the inserted gaps);
 //! - [`pool`]: a generic bounded worker pool that delivers each result the
-//!   moment it lands.
+//!   moment it lands;
+//! - [`engine`]: choosing an engine and building one instance per worker.
 //!
 //! It knows nothing about the ledger or about conversations: the caller
 //! passes segments with an opaque group key and writes results wherever it
@@ -50,6 +51,7 @@
 //! ```
 
 pub mod deepgram;
+pub mod engine;
 pub mod guards;
 mod http;
 pub mod models;
