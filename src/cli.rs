@@ -27,12 +27,14 @@ Examples:
   omi-sync merge 3fa9c2 81d0e4         Join two conversations (ids from `timeline`)
   omi-sync split 42                    Start a new conversation at segment 42
   omi-sync undo                        Take back the last merge or split
+  omi-sync push --dry-run              Show exactly what would be sent to the cloud
+  omi-sync push                        Send it (key from OMI_API_KEY or `omi-sync login`)
 
 Exit codes: 0 done, 1 failed, 2 usage, 3 done but some inputs unusable,
 5 temporary failure (retry later), 7 fatal (needs a person), 9 nothing to do.
 
-Environment: OMI_SYNC_DATA_DIR, OMI_SYNC_CONFIG, OMI_SYNC_MODEL, DEEPGRAM_API_KEY,
-OPENAI_API_KEY, NO_COLOR, RUST_LOG.";
+Environment: OMI_API_KEY, OMI_API_URL, OMI_SYNC_DATA_DIR, OMI_SYNC_CONFIG, OMI_SYNC_MODEL,
+DEEPGRAM_API_KEY, OPENAI_API_KEY, NO_COLOR, RUST_LOG.";
 
 /// The `omi-sync` command line.
 #[derive(Debug, Parser)]
@@ -49,14 +51,19 @@ pub struct Cli {
     pub global: GlobalArgs,
 
     /// Run the whole job without a person (for cron and systemd timers):
-    /// import, find speech, transcribe, lay out the timeline.
+    /// import, find speech, transcribe, lay out the timeline, push. Resumes
+    /// whatever an earlier run left; one run at a time per data directory.
     #[arg(long)]
     pub auto: bool,
 
     /// With --auto: where the backlog comes from: `demo` (the built-in demo),
-    /// or a phone-app .bin file or folder.
+    /// or a phone-app .bin file or folder [default: `[auto] source` in the config].
     #[arg(long, value_name = "SOURCE", requires = "auto")]
     pub source: Option<String>,
+
+    /// With --auto: how to push.
+    #[command(flatten)]
+    pub push: PushArgs,
 
     /// The command to run (without one: a summary of the ledger).
     #[command(subcommand)]
@@ -83,6 +90,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
 
+    /// The Omi API base URL [default: `[cloud] api_url` in the config, or https://api.omi.me].
+    #[arg(long, global = true, value_name = "URL", env = "OMI_API_URL")]
+    pub api_url: Option<String>,
+
     /// Say less: no progress bars, only errors and results.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -90,6 +101,24 @@ pub struct GlobalArgs {
     /// Say more: -v for details, -vv for debugging.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// How to push (for `push` and `--auto`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PushArgs {
+    /// Print exactly the requests that would be sent (key redacted), and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Wait through the cloud's rate limit and retries until everything is pushed,
+    /// instead of stopping with work queued (exit 5) and saying when to come back.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Also push conversations whose times are estimated (recorded while the
+    /// pendant's clock was not set). Review them first: `omi-sync timeline`.
+    #[arg(long)]
+    pub allow_estimated_times: bool,
 }
 
 /// When to colour output.
@@ -165,6 +194,31 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
+
+    /// Push the transcribed conversations to the Omi cloud, exactly once.
+    ///
+    /// Each conversation is sent with a client_session_id derived from its
+    /// segments, so retries, crashes and re-runs never make duplicates. A
+    /// conversation you merged or split after it was pushed replaces its cloud
+    /// copy (delete, then create). Conversations with estimated times are held
+    /// unless --allow-estimated-times. At most 25 are created per hour (the
+    /// cloud's limit): the rest wait in the outbox for the next run (or --wait).
+    /// The API key comes from OMI_API_KEY or the OS keyring (`omi-sync login`).
+    Push {
+        /// How to push.
+        #[command(flatten)]
+        args: PushArgs,
+    },
+
+    /// Store your Omi developer API key (omi_dev_…) in the OS keyring.
+    ///
+    /// The key is read from standard input (typed without echo on a terminal),
+    /// never from the command line. Without a keyring service (a headless
+    /// machine), set OMI_API_KEY in the environment instead.
+    Login,
+
+    /// Remove the stored API key from the OS keyring.
+    Logout,
 
     /// Find speech again in imported audio (after changing VAD settings).
     Vad {

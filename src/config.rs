@@ -47,6 +47,8 @@ pub struct Config {
     pub auto: AutoConfig,
     /// Speech to text.
     pub stt: SttConfig,
+    /// The Omi cloud.
+    pub cloud: CloudConfig,
 }
 
 /// `[stt]`: how speech becomes text. Flags override every field.
@@ -92,6 +94,39 @@ impl Default for SttConfig {
             deepgram_url: None,
             openai_url: None,
             openai_model: None,
+        }
+    }
+}
+
+/// `[cloud]`: where and how conversations are pushed. The API key is never
+/// here: it lives in the OS keyring (`omi-sync login`) or `OMI_API_KEY`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudConfig {
+    /// The API base URL.
+    pub api_url: String,
+    /// Transcript language sent with each conversation.
+    pub language: String,
+    /// Conversations created per rate window at most (the cloud allows 25 per hour).
+    pub pushes_per_hour: u32,
+    /// Length of the rate window in seconds (the cloud's is 3600).
+    pub rate_window_secs: u64,
+    /// Push conversations whose times are estimated (the pendant's clock was not set).
+    pub allow_estimated_times: bool,
+    /// Seconds a whole request may take (creating a conversation runs the
+    /// cloud's processing before it answers).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            api_url: crate::cloud::api::DEFAULT_BASE_URL.to_string(),
+            language: "en".to_string(),
+            pushes_per_hour: rules::PUSHES_PER_HOUR,
+            rate_window_secs: 3600,
+            allow_estimated_times: false,
+            request_timeout_secs: 180,
         }
     }
 }

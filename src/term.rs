@@ -175,6 +175,19 @@ impl EventSink for Progress {
                 }
             }
             Event::SegmentTranscribed { .. } => {}
+            Event::Waiting {
+                stage,
+                until,
+                reason,
+            } => {
+                drop(bars);
+                if !self.out.quiet {
+                    self.line(format!(
+                        "{} waiting until {until}: {reason}",
+                        paint(DIM, format!("{}:", stage.label()))
+                    ));
+                }
+            }
             Event::Warning { origin, message } => {
                 drop(bars);
                 self.line(format!("{} {origin}: {message}", paint(WARN, "warning:")));

@@ -163,8 +163,10 @@ fn auto_demo_runs_and_a_second_run_resumes() {
     let r = sb.run(&["--auto", "--source", "demo"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("2 conversations"), "{}", r.stdout);
+    // The second run resumes: nothing new to import and nothing pushable
+    // yet (no transcripts), so it says so with exit 9.
     let r = sb.run(&["--auto", "--source", "demo", "--json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, 9, "{}", r.stderr);
     let last: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "done");
     assert_eq!(last["report"]["conversations"], 2);

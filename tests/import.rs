@@ -65,6 +65,7 @@ fn imports_the_demo_and_finds_two_conversations() {
         keys,
         vec![
             "clock",
+            "cloud",
             "device",
             "finished_at",
             "id",
@@ -72,6 +73,8 @@ fn imports_the_demo_and_finds_two_conversations() {
             "started_at"
         ]
     );
+    // Not transcribed yet, so held back from the cloud, and it says why.
+    assert_eq!(a["cloud"]["state"], "held", "{a}");
     let seg = &a["segments"][0];
     let mut keys: Vec<&str> = seg
         .as_object()

@@ -352,8 +352,51 @@ impl fmt::Display for DryRun {
             writeln!(f, "{k}: {v}")?;
         }
         writeln!(f)?;
-        let body = serde_json::to_string_pretty(&self.body).unwrap_or_default();
-        writeln!(f, "{body}")
+        if !self.body.is_null() {
+            let body = serde_json::to_string_pretty(&self.body).unwrap_or_default();
+            writeln!(f, "{body}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The create request for `request` as it would be sent to `base_url`, with
+/// `shown_key` in place of the key (masked, or a note that none is set).
+pub fn render_create(
+    base_url: &str,
+    user_agent: &str,
+    shown_key: &str,
+    request: &CreateConversationRequest,
+) -> DryRun {
+    DryRun {
+        method: "POST",
+        url: format!("{}{CREATE_PATH}", base_url.trim_end_matches('/')),
+        headers: vec![
+            ("Authorization".to_string(), format!("Bearer {shown_key}")),
+            ("Content-Type".to_string(), "application/json".to_string()),
+            ("Accept".to_string(), "application/json".to_string()),
+            ("User-Agent".to_string(), user_agent.to_string()),
+        ],
+        body: serde_json::to_value(request).unwrap_or(Value::Null),
+    }
+}
+
+/// The delete request for cloud conversation `cloud_id`, rendered like
+/// [`render_create`] (no body).
+pub fn render_delete(base_url: &str, user_agent: &str, shown_key: &str, cloud_id: &str) -> DryRun {
+    DryRun {
+        method: "DELETE",
+        url: format!(
+            "{}{CONVERSATIONS_PATH}/{}",
+            base_url.trim_end_matches('/'),
+            encode_segment(cloud_id)
+        ),
+        headers: vec![
+            ("Authorization".to_string(), format!("Bearer {shown_key}")),
+            ("Accept".to_string(), "application/json".to_string()),
+            ("User-Agent".to_string(), user_agent.to_string()),
+        ],
+        body: Value::Null,
     }
 }
 
@@ -473,20 +516,12 @@ impl OmiClient {
     /// The request [`create_conversation`](Self::create_conversation) would
     /// send, with the key redacted.
     pub fn dry_run_create(&self, request: &CreateConversationRequest) -> DryRun {
-        DryRun {
-            method: "POST",
-            url: self.url(CREATE_PATH),
-            headers: vec![
-                (
-                    "Authorization".to_string(),
-                    format!("Bearer {}", self.key.masked()),
-                ),
-                ("Content-Type".to_string(), "application/json".to_string()),
-                ("Accept".to_string(), "application/json".to_string()),
-                ("User-Agent".to_string(), self.config.user_agent.clone()),
-            ],
-            body: serde_json::to_value(request).unwrap_or(Value::Null),
-        }
+        render_create(
+            &self.base,
+            &self.config.user_agent,
+            &self.key.masked(),
+            request,
+        )
     }
 
     /// Sends one request; a transport failure comes back as its reason.

@@ -152,6 +152,27 @@ impl SessionId {
         &self.0
     }
 
+    /// The id of a later generation of the same conversation (2, 3, …):
+    /// used when the same segments must be pushed again after their earlier
+    /// copy was deleted from the cloud, since the cloud keeps answering a
+    /// used id with the conversation it first made. Generation 1 is `self`.
+    pub fn generation(&self, generation: u32) -> SessionId {
+        if generation <= 1 {
+            self.clone()
+        } else {
+            SessionId(format!("{}.{generation}", self.0))
+        }
+    }
+
+    /// Which generation of `base` this id is, if it is one.
+    pub fn generation_of(&self, base: &SessionId) -> Option<u32> {
+        if self.0 == base.0 {
+            return Some(1);
+        }
+        let rest = self.0.strip_prefix(base.0.as_str())?.strip_prefix('.')?;
+        rest.parse().ok().filter(|g| *g >= 2)
+    }
+
     /// Wraps a stored id (from the ledger) without re-deriving it.
     pub fn from_stored(text: &str) -> Option<Self> {
         let ok = !text.is_empty() && text.chars().count() <= MAX_SESSION_ID_LEN;
@@ -659,6 +680,19 @@ mod tests {
         ] {
             assert!(!e.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn later_generations_are_distinct_and_recognised() {
+        let base = session_id(&["a", "b"]).unwrap();
+        assert_eq!(base.generation(1), base);
+        let g3 = base.generation(3);
+        assert_ne!(g3, base);
+        assert_eq!(g3.generation_of(&base), Some(3));
+        assert_eq!(base.generation_of(&base), Some(1));
+        assert_eq!(session_id(&["a"]).unwrap().generation_of(&base), None);
+        assert_eq!(SessionId(format!("{base}.x")).generation_of(&base), None);
+        assert_eq!(SessionId(format!("{base}7")).generation_of(&base), None);
     }
 
     #[test]

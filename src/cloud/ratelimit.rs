@@ -124,6 +124,17 @@ impl KeyWindow {
         self.prune(limit, now);
     }
 
+    /// Moves a creation recorded at `sent` to `answered`, when its answer
+    /// came: the server counted it somewhere in between, so the later time
+    /// is the safe one to count the window from.
+    pub fn restamp(&mut self, sent: UtcMillis, answered: UtcMillis) {
+        if let Some(i) = self.pushes.iter().position(|t| *t == sent) {
+            self.pushes.remove(i);
+            let at = self.pushes.partition_point(|t| *t <= answered);
+            self.pushes.insert(at, answered.max(sent));
+        }
+    }
+
     /// Records a server block (a 429): no creation before `until`. An earlier
     /// block never shortens a later one.
     pub fn block_until(&mut self, until: UtcMillis) {
@@ -186,6 +197,11 @@ impl Limiter {
         self.window_mut(key).record(limit, now);
     }
 
+    /// See [`KeyWindow::restamp`].
+    pub fn restamp(&mut self, key: &KeyFingerprint, sent: UtcMillis, answered: UtcMillis) {
+        self.window_mut(key).restamp(sent, answered);
+    }
+
     /// See [`KeyWindow::block_until`].
     pub fn block_until(&mut self, key: &KeyFingerprint, until: UtcMillis) {
         self.window_mut(key).block_until(until);
@@ -212,6 +228,27 @@ mod tests {
 
     const T: UtcMillis = UtcMillis(1_717_000_000_000);
     const MIN: i64 = 60_000;
+
+    #[test]
+    fn a_restamped_creation_counts_from_its_answer() {
+        let limit = RateLimit {
+            max_per_window: 1,
+            window: std::time::Duration::from_secs(60),
+        };
+        let mut w = KeyWindow::default();
+        w.record(&limit, T);
+        w.restamp(T, T.plus_ms(5_000));
+        assert_eq!(
+            w.next_allowed_at(&limit, T.plus_ms(MIN)),
+            T.plus_ms(MIN + 5_000)
+        );
+        // An unknown send time changes nothing.
+        w.restamp(T, T.plus_ms(9_000));
+        assert_eq!(
+            w.next_allowed_at(&limit, T.plus_ms(MIN)),
+            T.plus_ms(MIN + 5_000)
+        );
+    }
 
     fn small() -> RateLimit {
         RateLimit {

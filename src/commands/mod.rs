@@ -9,6 +9,7 @@ mod edit;
 mod import;
 mod models;
 mod overview;
+mod push;
 mod segments;
 mod settings;
 mod timeline;
@@ -33,6 +34,8 @@ pub struct Context {
     pub config_path: Option<PathBuf>,
     /// Where the ledger lives.
     pub data_dir: PathBuf,
+    /// The API base URL from the flag or `OMI_API_URL`, if given.
+    pub api_url: Option<String>,
     /// How to print.
     pub out: Output,
 }
@@ -53,6 +56,7 @@ impl Context {
             config,
             config_path,
             data_dir,
+            api_url: global.api_url.clone(),
             out,
         })
     }
@@ -87,10 +91,17 @@ pub fn run(cli: Cli) -> CommandResult {
             "--auto runs the whole job on its own; it cannot be combined with a command"
         )));
     }
+    let p = &cli.push;
+    if !cli.auto && (p.dry_run || p.wait || p.allow_estimated_times) {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--dry-run, --wait and --allow-estimated-times go with --auto, or after `push` (omi-sync push --dry-run)"
+        )));
+    }
     if cli.auto {
         return auto::run(
             &ctx,
             cli.source.as_deref().or(ctx.config.auto.source.as_deref()),
+            &cli.push,
         );
     }
     match cli.command {
@@ -105,6 +116,9 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Vad { rerun }) => import::vad(&ctx, rerun),
         Some(Command::Transcribe(args)) => transcribe::run(&ctx, &args),
         Some(Command::Models { action }) => models::run(&ctx, &action),
+        Some(Command::Push { args }) => push::run(&ctx, &args),
+        Some(Command::Login) => push::login(&ctx),
+        Some(Command::Logout) => push::logout(&ctx),
         Some(Command::Config { example }) => settings::config(&ctx, example),
         Some(Command::Completions { shell }) => settings::completions(shell),
     }

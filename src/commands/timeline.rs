@@ -3,7 +3,9 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::cli::PushArgs;
 use crate::clock::UtcMillis;
+use crate::engine::push::{self, CloudStatus, ConversationStatus};
 use crate::exit::{CommandResult, ExitCode};
 use crate::term::{BOLD, DIM, WARN, duration, paint};
 use crate::timeline::{Conversation, Domain, Segment, SegmentStatus, Timeline};
@@ -28,6 +30,9 @@ pub struct ConversationJson {
     pub clock: &'static str,
     /// The recording device.
     pub device: String,
+    /// Where it stands with the Omi cloud (`held`, `new`, `queued`, `pushed`,
+    /// `rejected`, with details).
+    pub cloud: Option<CloudStatus>,
     /// Its segments in time order.
     pub segments: Vec<SegmentJson>,
 }
@@ -48,13 +53,22 @@ pub struct SegmentJson {
 }
 
 impl TimelineJson {
-    /// The JSON form of a timeline.
+    /// The JSON form of a timeline (without cloud status).
     pub fn from_timeline(t: &Timeline) -> Self {
+        Self::with_cloud(t, &[])
+    }
+
+    /// The JSON form of a timeline, with each conversation's cloud status.
+    pub fn with_cloud(t: &Timeline, cloud: &[ConversationStatus]) -> Self {
         TimelineJson {
             conversations: t
                 .conversations
                 .iter()
                 .map(|c| ConversationJson {
+                    cloud: cloud
+                        .iter()
+                        .find(|s| s.conversation == c.id)
+                        .map(|s| s.status.clone()),
                     id: c.id.clone(),
                     started_at: c.started_at.to_rfc3339(),
                     finished_at: c.finished_at.to_rfc3339(),
@@ -81,14 +95,27 @@ impl TimelineJson {
 pub fn run(ctx: &Context) -> CommandResult {
     let ledger = ctx.ledger()?;
     let timeline = ctx.timeline(&ledger)?;
+    let cloud = push::plan(
+        &ledger,
+        &timeline,
+        &super::push::options(ctx, &PushArgs::default()),
+    )?
+    .conversations;
     if ctx.out.json {
-        ctx.out.print_json(&TimelineJson::from_timeline(&timeline));
+        ctx.out
+            .print_json(&TimelineJson::with_cloud(&timeline, &cloud));
     } else if timeline.conversations.is_empty() {
         anstream::println!("No conversations yet. Import some audio first: omi-sync import PATH");
         return Ok(ExitCode::NothingToDo);
     } else {
         for c in &timeline.conversations {
-            print_conversation(c);
+            print_conversation(
+                c,
+                cloud
+                    .iter()
+                    .find(|s| s.conversation == c.id)
+                    .map(|s| &s.status),
+            );
         }
         anstream::println!(
             "{}",
@@ -116,7 +143,30 @@ pub fn clock_time(t: UtcMillis) -> String {
     s[11..23].to_string()
 }
 
-fn print_conversation(c: &Conversation) {
+/// A short line about a conversation's cloud status.
+fn cloud_line(status: &CloudStatus) -> String {
+    match status {
+        CloudStatus::Held { hold } => paint(DIM, hold.to_string()),
+        CloudStatus::New { replaces, .. } if !replaces.is_empty() => paint(
+            WARN,
+            format!(
+                "edited after it was pushed: `omi-sync push` replaces {}",
+                replaces.join(", ")
+            ),
+        ),
+        CloudStatus::New { .. } => paint(DIM, "ready to push (omi-sync push)"),
+        CloudStatus::Queued { retry_at, .. } => match retry_at {
+            Some(t) => format!("queued for the cloud, next attempt at {t}"),
+            None => "queued for the cloud".to_string(),
+        },
+        CloudStatus::Pushed { cloud_id, .. } => format!("in the Omi cloud as {cloud_id}"),
+        CloudStatus::Rejected { message, .. } => {
+            paint(WARN, format!("refused by the cloud: {message}"))
+        }
+    }
+}
+
+fn print_conversation(c: &Conversation, cloud: Option<&CloudStatus>) {
     let estimated = c.domain == Domain::Estimated;
     let when = format!(
         "{} → {} UTC",
@@ -142,6 +192,9 @@ fn print_conversation(c: &Conversation) {
             String::new()
         }
     );
+    if let Some(status) = cloud {
+        anstream::println!("  {}", cloud_line(status));
+    }
     for s in &c.segments {
         print_segment_line(s);
     }

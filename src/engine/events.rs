@@ -74,6 +74,15 @@ pub enum Event {
         /// Its text, when it has words.
         text: Option<String>,
     },
+    /// The stage is waiting (rate limit, backoff) before it goes on.
+    Waiting {
+        /// Which stage.
+        stage: Stage,
+        /// Until when (RFC 3339 UTC).
+        until: String,
+        /// Why.
+        reason: String,
+    },
     /// Something a person should know, located.
     Warning {
         /// The file, capture or device it concerns.

@@ -88,7 +88,30 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
-    // 2: word timings of a transcribed segment (JSON `[{"start_ms", "end_ms", "text"}]`).
+    // 2: the outbox: conversations queued for the cloud, and their fate.
+    r#"
+    CREATE TABLE outbox (
+        session_id      TEXT    PRIMARY KEY,
+        conversation    TEXT    NOT NULL,
+        device          TEXT    NOT NULL,
+        members         TEXT    NOT NULL,
+        started_at_ms   INTEGER NOT NULL,
+        finished_at_ms  INTEGER NOT NULL,
+        segments        INTEGER NOT NULL,
+        request         TEXT    NOT NULL,
+        state           TEXT    NOT NULL CHECK (state IN
+                        ('pending', 'sending', 'pushed', 'rejected', 'failed',
+                         'superseded', 'delete_pending', 'deleted')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        retry_at_ms     INTEGER,
+        cloud_id        TEXT,
+        last_error      TEXT,
+        created_at_ms   INTEGER NOT NULL,
+        updated_at_ms   INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_by_state ON outbox (state, started_at_ms);
+    "#,
+    // 3: word timings of a transcribed segment (JSON `[{"start_ms", "end_ms", "text"}]`).
     r#"
     ALTER TABLE segments ADD COLUMN words TEXT;
     "#,

@@ -10,13 +10,16 @@
 //! The API is split by what it owns: [`captures`](Ledger::add_capture)
 //! (imported bytes, their runs and anomalies), [`segments`](Ledger::segments)
 //! (speech found by VAD and its transcripts), the edit log
-//! ([`record_edit`](Ledger::record_edit), undo, redo) and small key/value
-//! state ([`meta`](Ledger::meta)).
+//! ([`record_edit`](Ledger::record_edit), undo, redo), the outbox of
+//! conversations for the cloud ([`outbox`](Ledger::outbox)) and small
+//! key/value state ([`meta`](Ledger::meta)).
 
 mod captures;
 mod edits;
 pub mod files;
+mod lock;
 pub mod migrations;
+mod outbox;
 mod segments;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +28,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use edits::{EditAction, EditKind, EditState};
+pub use lock::{LockError, RunLock};
+pub use outbox::{NewPush, OutboxRow, OutboxState};
 pub use segments::{NewSegment, SegmentRow, WordTiming};
 
 /// The database file inside the data directory.

@@ -5,7 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use omi_sync::audio::Codec;
+use omi_sync::clock::{ClockTrust, UtcMillis};
+use omi_sync::device::capture::CaptureFormat;
 use omi_sync::device::{demo, wal};
+use omi_sync::store::{Ledger, NewCapture, NewSegment, RunRow};
+use omi_sync::timeline::SegmentStatus;
 
 /// A throwaway data directory and a way to run `omi-sync` against it.
 pub struct Sandbox {
@@ -63,8 +68,18 @@ impl Sandbox {
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .env("NO_COLOR", "1")
+            // Never touch the user's real keyring or API key.
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/omi-sync-test",
+            )
+            .env_remove("OMI_API_KEY")
+            .env_remove("OMI_API_URL")
             .env_remove("OMI_SYNC_DATA_DIR")
             .env_remove("OMI_SYNC_CONFIG")
+            // Hermetic: no Whisper model unless a test gives one, so `--auto`
+            // transcribes only in the tests that mean it to.
+            .env_remove("OMI_SYNC_MODEL")
             .env_remove("RUST_LOG");
         c
     }
@@ -104,4 +119,95 @@ pub fn body(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     wal::write_body(&mut out, frames.iter().map(|f| &f[..])).unwrap();
     out
+}
+
+/// Stands in for transcription, deterministically: every segment gets the
+/// demo script's words for the utterance it overlaps most (speech), or none
+/// (silent). Returns how many segments got text.
+pub fn transcribe_from_script(data: &Path) -> usize {
+    let ledger = Ledger::open(data).unwrap();
+    let script = demo::transcript();
+    let mut spoken = 0;
+    for s in ledger.segments().unwrap() {
+        let (a, b) = (
+            s.found.start.0 as f64 / 1000.0,
+            s.found.end.0 as f64 / 1000.0,
+        );
+        let best = script
+            .iter()
+            .map(|(st, en, text)| ((b.min(*en) - a.max(*st)).max(0.0), *text))
+            .max_by(|x, y| x.0.total_cmp(&y.0));
+        match best {
+            Some((overlap, text)) if overlap > 0.0 => {
+                ledger
+                    .set_transcript(s.id, SegmentStatus::Speech, Some(text), None)
+                    .unwrap();
+                spoken += 1;
+            }
+            _ => ledger
+                .set_transcript(s.id, SegmentStatus::Silent, None, None)
+                .unwrap(),
+        }
+    }
+    spoken
+}
+
+/// A ledger holding `n` transcribed conversations, ten minutes apart, each of
+/// two short segments (a synthetic backlog for push tests). The segments point
+/// into one real capture; their times are what matters here.
+pub fn synthetic_backlog(data: &Path, n: usize) {
+    let mut ledger = Ledger::open(data).unwrap();
+    let f = &demo::FILES[0];
+    let (_, capture) = ledger
+        .add_capture(
+            f.bytes,
+            &NewCapture {
+                format: CaptureFormat::Wal,
+                codec: Codec::PENDANT,
+                device: "omi".into(),
+                origin: "synthetic".into(),
+                file_name: f.name.into(),
+                name_start: Some(UtcMillis(1_748_854_800_000)),
+                clock: ClockTrust::Wall,
+                first_seq: None,
+                ring_id: None,
+                captured_at: UtcMillis(1_748_854_860_000),
+            },
+        )
+        .unwrap();
+    let t0 = 1_748_854_800_000i64;
+    let segments: Vec<NewSegment> = (0..n * 2)
+        .map(|i| {
+            let start = UtcMillis(t0 + (i / 2) as i64 * 600_000 + (i % 2) as i64 * 5_000);
+            NewSegment {
+                key: format!("synthetic-{i:04}"),
+                run_index: 0,
+                sample_start: 0,
+                sample_end: 16_000,
+                device: "omi".into(),
+                clock: ClockTrust::Wall,
+                start,
+                end: start.plus_ms(3_000),
+            }
+        })
+        .collect();
+    let run = RunRow {
+        run: omi_sync::device::capture::Run {
+            first_frame: 0,
+            frame_count: 3000,
+            samples: 960_000,
+            start: UtcMillis(t0),
+            clock: ClockTrust::Wall,
+        },
+        bad_frames: 0,
+    };
+    ledger
+        .save_analysis(capture.id, &[run], &segments, &[], "{}")
+        .unwrap();
+    for s in ledger.segments().unwrap() {
+        let text = format!("Synthetic sentence {} of the backlog.", s.found.key);
+        ledger
+            .set_transcript(s.id, SegmentStatus::Speech, Some(&text), None)
+            .unwrap();
+    }
 }

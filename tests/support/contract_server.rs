@@ -1025,8 +1025,36 @@ async fn create(
         }
         inner.in_flight.insert(key.clone());
     }
-    if !config.processing_delay.is_zero() {
-        tokio::time::sleep(config.processing_delay).await;
+    // A real server finishes a create it has accepted even when the client
+    // hangs up meanwhile (hyper drops this handler's future on disconnect),
+    // so the rest runs as its own task.
+    let task = tokio::spawn(store_created(
+        Arc::clone(shared),
+        config.processing_delay,
+        fp.to_string(),
+        key,
+        valid.session_id.clone(),
+        body,
+    ));
+    match task.await {
+        Ok(r) => r,
+        Err(e) => detail(500, format!("create task failed: {e}")),
+    }
+}
+
+/// The processing part of a create: waits the configured delay, stores the
+/// conversation and releases its in-flight mark.
+async fn store_created(
+    shared: Arc<Shared>,
+    processing_delay: Duration,
+    fp: String,
+    key: Option<(String, String)>,
+    session_id: Option<String>,
+    body: Value,
+) -> Response {
+    let fp = fp.as_str();
+    if !processing_delay.is_zero() {
+        tokio::time::sleep(processing_delay).await;
     }
     let mut inner = shared.inner();
     let id = match &key {
@@ -1039,7 +1067,7 @@ async fn create(
     let idx = inner.conversations.len();
     inner.conversations.push(StoredConversation {
         id: id.clone(),
-        session_id: valid.session_id.clone(),
+        session_id,
         key_fingerprint: fp.to_string(),
         body,
         created_ms: shared.now_ms(),
