@@ -23,32 +23,9 @@
 //!
 //! It knows nothing about the ledger or about conversations: the caller
 //! passes segments with an opaque group key and writes results wherever it
-//! wants.
-//!
-//! # Wiring (what the engine does with it)
-//!
-//! ```ignore
-//! let path = stt::models::resolve_model(flag.as_deref(), "tiny.en", &data_dir.join("models"))?;
-//! let model = stt::whisper::WhisperModel::load(&path)?;
-//! let threads = 2;
-//! let windows = stt::packing::pack(&segments, &stt::packing::PackConfig::default());
-//! let mut pool = stt::pool::WorkerPool::start(
-//!     stt::pool::default_workers(threads),
-//!     move |_| model.transcriber(stt::whisper::WhisperOptions { threads, ..Default::default() }),
-//!     move |engine, w: &stt::packing::Window| {
-//!         stt::packing::transcribe_window(engine, w, &Default::default(), &Default::default(),
-//!             |part| load_samples(part.abs_start_ms, part.abs_end_ms))
-//!     },
-//! );
-//! for w in windows { pool.submit(w); }
-//! let mut asm = stt::packing::Assembler::new();
-//! pool.finish(|ev| if let stt::pool::PoolEvent::Done(o) = ev {
-//!     match o.result {
-//!         Ok(r) => for seg in asm.add(r.parts) { ledger.save(seg) },   // as each lands
-//!         Err(e) => ledger.mark_failed(&o.job, e),                     // retry later if e.is_retryable()
-//!     }
-//! });
-//! ```
+//! wants. [`crate::engine::transcribe`] is that caller: it plans the ledger's
+//! untranscribed segments per conversation, runs the windows through the
+//! pool with an [`engine::Engine`], and stores each segment as it lands.
 
 pub mod deepgram;
 pub mod engine;
