@@ -23,6 +23,8 @@ Examples:
   omi-sync import ~/Downloads/omi/     Import a folder of the phone app's .bin files
   omi-sync devices                     Find pendants in Bluetooth range
   omi-sync pull --device AA:BB:CC:DD:EE:FF   Pull the pendant's backlog over Bluetooth
+  omi-sync models download tiny.en     Fetch the local Whisper model
+  omi-sync transcribe                  Turn the speech found into text
   omi-sync timeline                    Show the conversations found so far
   omi-sync merge 3fa9c2 81d0e4         Join two conversations (ids from `timeline`)
   omi-sync split 42                    Start a new conversation at segment 42
@@ -33,7 +35,8 @@ Examples:
 Exit codes: 0 done, 1 failed, 2 usage, 3 done but some inputs unusable,
 5 temporary failure (retry later), 7 fatal (needs a person), 9 nothing to do.
 
-Environment: OMI_API_KEY, OMI_API_URL, OMI_SYNC_DATA_DIR, OMI_SYNC_CONFIG, NO_COLOR, RUST_LOG.";
+Environment: OMI_API_KEY, OMI_API_URL, OMI_SYNC_DATA_DIR, OMI_SYNC_CONFIG, OMI_SYNC_MODEL,
+DEEPGRAM_API_KEY, OPENAI_API_KEY, NO_COLOR, RUST_LOG.";
 
 /// The `omi-sync` command line.
 #[derive(Debug, Parser)]
@@ -50,8 +53,8 @@ pub struct Cli {
     pub global: GlobalArgs,
 
     /// Run the whole job without a person (for cron and systemd timers):
-    /// import, find speech, lay out the timeline, push. Resumes whatever an
-    /// earlier run left; one run at a time per data directory.
+    /// import, find speech, transcribe, lay out the timeline, push. Resumes
+    /// whatever an earlier run left; one run at a time per data directory.
     #[arg(long)]
     pub auto: bool,
 
@@ -180,6 +183,22 @@ pub enum Command {
 
     /// Re-apply the last merge or split that was undone.
     Redo,
+
+    /// Turn speech segments into text (only those not transcribed yet).
+    ///
+    /// Segments are packed per conversation into windows of up to 30 s and
+    /// transcribed in parallel; each result is stored as it lands, so an
+    /// interrupted run resumes where it stopped. The Whisper model is found
+    /// at --model, then OMI_SYNC_MODEL, then the data dir's models/ folder
+    /// (`omi-sync models download tiny.en` puts it there).
+    Transcribe(TranscribeArgs),
+
+    /// List, download or verify the Whisper models.
+    Models {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
 
     /// Push the transcribed conversations to the Omi cloud, exactly once.
     ///
@@ -360,6 +379,48 @@ pub enum DeviceCommand {
     },
 }
 
+/// How `transcribe` (and `--auto`) transcribes; each flag overrides `[stt]`
+/// in the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TranscribeArgs {
+    /// The engine [default: whisper, or `engine` under [stt]].
+    #[arg(long, value_enum)]
+    pub engine: Option<crate::stt::engine::EngineKind>,
+    /// Parallel workers [default: cores / threads for whisper, 4 for cloud engines].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// CPU threads per Whisper worker [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// A ggml Whisper model file [default: OMI_SYNC_MODEL, then the data dir's models/].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+}
+
+/// `omi-sync models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Show the known models, their sizes, and which are installed.
+    List,
+    /// Download a model into the data dir (resumes a partial download,
+    /// checks the SHA-256).
+    Download {
+        /// The model, e.g. `tiny.en`, `base.en`, `small.en` (see `models list`).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Fetch from this mirror of whisper.cpp's model repository instead
+        /// [default: `model_mirror` under [stt], else Hugging Face].
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
+    /// Check installed models' size and SHA-256 against the table.
+    Verify {
+        /// One model [default: every installed one].
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +441,29 @@ mod tests {
             Cli::try_parse_from(["omi-sync", "timeline", "--json", "--data-dir", "/d"]).unwrap();
         assert!(c.global.json);
         assert!(matches!(c.command, Some(Command::Timeline)));
+    }
+
+    #[test]
+    fn transcribe_and_models_parse() {
+        let c = Cli::try_parse_from([
+            "omi-sync",
+            "transcribe",
+            "--engine",
+            "openai",
+            "--workers",
+            "3",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        let Some(Command::Transcribe(a)) = c.command else {
+            panic!("not transcribe")
+        };
+        assert_eq!(a.workers, Some(3));
+        assert_eq!(a.threads, Some(2));
+        assert!(Cli::try_parse_from(["omi-sync", "transcribe", "--workers", "0"]).is_err());
+        assert!(Cli::try_parse_from(["omi-sync", "models", "download"]).is_err());
+        assert!(Cli::try_parse_from(["omi-sync", "models", "verify"]).is_ok());
     }
 
     #[test]

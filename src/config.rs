@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::stt::engine::EngineKind;
+
 /// The rules the Omi cloud applies, kept in one place so omi-sync shows
 /// locally exactly what the cloud would do.
 pub mod rules {
@@ -43,8 +45,57 @@ pub struct Config {
     pub vad: crate::vad::VadParams,
     /// The headless job (`omi-sync --auto`).
     pub auto: AutoConfig,
+    /// Speech to text.
+    pub stt: SttConfig,
     /// The Omi cloud.
     pub cloud: CloudConfig,
+}
+
+/// `[stt]`: how speech becomes text. Flags override every field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttConfig {
+    /// The engine.
+    pub engine: EngineKind,
+    /// The Whisper model's name in `omi-sync models list` (e.g. `tiny.en`),
+    /// looked for in the data directory's `models/`.
+    pub model: String,
+    /// A ggml model file to use instead of a named one.
+    pub model_path: Option<PathBuf>,
+    /// Parallel transcriptions (default: one per core, divided by `threads`).
+    pub workers: Option<usize>,
+    /// CPU threads per Whisper worker (default 1: on a busy machine, more
+    /// workers of one thread each beat fewer wide ones).
+    pub threads: Option<usize>,
+    /// Language (ISO 639-1), or empty to let the engine detect it.
+    pub language: String,
+    /// Where `omi-sync models download` fetches ggml files from (a mirror of
+    /// whisper.cpp's model repository).
+    pub model_mirror: Option<String>,
+    /// Deepgram's base URL (default `https://api.deepgram.com`).
+    pub deepgram_url: Option<String>,
+    /// The OpenAI-compatible server's base URL up to `/v1` (default
+    /// `https://api.openai.com/v1`; a self-hosted whisper server works too).
+    pub openai_url: Option<String>,
+    /// The OpenAI-compatible model name (default `whisper-1`).
+    pub openai_model: Option<String>,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        SttConfig {
+            engine: EngineKind::Whisper,
+            model: crate::stt::models::DEFAULT_MODEL.to_string(),
+            model_path: None,
+            workers: None,
+            threads: None,
+            language: "en".into(),
+            model_mirror: None,
+            deepgram_url: None,
+            openai_url: None,
+            openai_model: None,
+        }
+    }
 }
 
 /// `[cloud]`: where and how conversations are pushed. The API key is never
@@ -218,6 +269,18 @@ mod tests {
             Config::parse(&Config::example()).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn stt_settings_parse() {
+        let c = Config::parse(
+            "[stt]\nengine = \"deepgram\"\nworkers = 3\nmodel_mirror = \"http://m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.stt.engine, EngineKind::Deepgram);
+        assert_eq!(c.stt.workers, Some(3));
+        assert_eq!(c.stt.model, "tiny.en");
+        assert!(Config::parse("[stt]\nengine = \"vosk\"\n").is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod device;
 pub mod engine;
 pub mod exit;
 pub mod store;
+pub mod stt;
 pub mod term;
 pub mod timeline;
 pub mod vad;

@@ -180,6 +180,7 @@ impl EventSink for Progress {
                     ));
                 }
             }
+            Event::SegmentTranscribed { .. } => {}
             Event::Waiting {
                 stage,
                 until,

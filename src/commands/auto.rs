@@ -7,10 +7,12 @@ use super::Context;
 use super::device::pendant_failure;
 use super::import::{analyze_options, import_exit_code};
 use super::push::{self as push_cmd, PushStage};
-use crate::cli::PushArgs;
+use super::transcribe;
+use crate::cli::{PushArgs, TranscribeArgs};
 use crate::engine::image::ImageStop;
 use crate::engine::job::{self, JobError, JobReport, Pulled, Source};
 use crate::engine::push::CloudStatus;
+use crate::engine::{Event, EventSink};
 use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::term::{GOOD, paint};
 
@@ -34,10 +36,23 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
     let mut ledger = ctx.ledger()?;
     let _lock = ctx.run_lock()?;
     let progress = ctx.out.event_stream();
+    // Without an engine (no model, no key) the rest still runs: the speech
+    // waits, pending, for a run that has one, and the warning says how.
+    let stt = match transcribe::setup(ctx, &TranscribeArgs::default()) {
+        Ok(s) => Some(s),
+        Err(f) => {
+            progress.emit(Event::Warning {
+                origin: "transcribe".into(),
+                message: format!("{:#}; transcription skipped this run", f.error),
+            });
+            None
+        }
+    };
     let (report, timeline) = job::run(
         &mut ledger,
         &source,
         &analyze_options(ctx, false),
+        stt.as_ref().map(|(e, o)| (e, o)),
         &ctx.rules(),
         &progress,
     )
@@ -74,8 +89,10 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
         Some(r) => push_cmd::exit_code(r)?,
         None => ExitCode::NothingToDo,
     };
+    let stt_code = report.transcribe.as_ref().map(transcribe::exit_code);
     let did_something = report.import.new_captures().len() + report.vad.captures > 0
         || pull_code == ExitCode::Done
+        || stt_code == Some(ExitCode::Done)
         || push_code == ExitCode::Done
         || pushed.dry_run.is_some_and(|n| n > 0);
     let codes = [import_code, pull_code, push_code];
@@ -96,6 +113,7 @@ fn job_failure(e: JobError) -> Failure {
         JobError::Pendant(e) => pendant_failure(e),
         JobError::Image(ImageStop::Ledger(e)) => Failure::from(e),
         JobError::Image(e) => Failure::new(ExitCode::Failed, e),
+        JobError::Transcribe(e) => transcribe::failure(e),
     }
 }
 

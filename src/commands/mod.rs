@@ -8,12 +8,14 @@ mod auto;
 mod device;
 mod edit;
 mod import;
+mod models;
 mod overview;
 mod pull;
 mod push;
 mod segments;
 mod settings;
 mod timeline;
+mod transcribe;
 
 use std::path::PathBuf;
 
@@ -121,6 +123,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Undo) => edit::undo(&ctx),
         Some(Command::Redo) => edit::redo(&ctx),
         Some(Command::Vad { rerun }) => import::vad(&ctx, rerun),
+        Some(Command::Transcribe(args)) => transcribe::run(&ctx, &args),
+        Some(Command::Models { action }) => models::run(&ctx, &action),
         Some(Command::Push { args }) => push::run(&ctx, &args),
         Some(Command::Login) => push::login(&ctx),
         Some(Command::Logout) => push::logout(&ctx),

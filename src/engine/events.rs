@@ -64,6 +64,16 @@ pub enum Event {
         /// A one-line summary.
         summary: String,
     },
+    /// A segment's transcript landed (or its transcription failed) and is
+    /// stored: the timeline can be redrawn.
+    SegmentTranscribed {
+        /// The segment's ledger id.
+        segment: i64,
+        /// `speech`, `silent` or `failed`.
+        status: crate::timeline::SegmentStatus,
+        /// Its text, when it has words.
+        text: Option<String>,
+    },
     /// The stage is waiting (rate limit, backoff) before it goes on.
     Waiting {
         /// Which stage.

@@ -1,5 +1,5 @@
 //! The whole job without a person (`omi-sync --auto`): bring in the backlog
-//! from a source, find the speech, lay out the timeline.
+//! from a source, find the speech, transcribe it, lay out the timeline.
 //!
 //! It resumes whatever an earlier run left: captures imported but not
 //! analysed are analysed, importing what is already in the ledger is a
@@ -16,9 +16,11 @@ use super::image::{ImageStop, ImageSummary, pull_image};
 use super::import::{FileStatus, ImportReport, import_bytes, import_paths};
 use super::pendant::{Pendant, PendantError};
 use super::pull::{PullStop, PullSummary, pull};
+use super::transcribe::{TranscribeError, TranscribeOptions, TranscribeReport, transcribe};
 use crate::clock::UtcMillis;
 use crate::device::demo;
 use crate::store::{Ledger, StoreError};
+use crate::stt::engine::Engine;
 use crate::timeline::{Domain, Rules, Timeline, build};
 
 /// How long `device:ID` scans for the pendant before giving up.
@@ -102,6 +104,10 @@ pub enum JobError {
     /// The card image could not be read.
     #[error(transparent)]
     Image(#[from] ImageStop),
+    /// Transcription could not go on (the ledger, or an engine that cannot
+    /// work at all).
+    #[error(transparent)]
+    Transcribe(#[from] TranscribeError),
 }
 
 /// What a run did.
@@ -113,6 +119,8 @@ pub struct JobReport {
     pub pulled: Option<Pulled>,
     /// The VAD stage.
     pub vad: AnalyzeReport,
+    /// The transcription stage (`None` when it did not run).
+    pub transcribe: Option<TranscribeReport>,
     /// Conversations on the timeline afterwards.
     pub conversations: usize,
     /// Of which with estimated times (held back from the cloud).
@@ -174,14 +182,15 @@ pub fn import_source(
     }
 }
 
-/// Brings the source in (import, or pull, which finds the speech itself)
-/// and finds the speech in whatever else is waiting, then lays out the
-/// timeline. A pull that stopped half-way keeps what arrived; its summary
-/// says why it stopped.
+/// Brings the source in (import, or pull, which finds the speech itself),
+/// finds the speech in whatever else is waiting, transcribes with `stt` when
+/// given, then lays out the timeline. A pull that stopped half-way keeps what
+/// arrived; its summary says why it stopped.
 pub fn run(
     ledger: &mut Ledger,
     source: &Source,
     vad: &AnalyzeOptions,
+    stt: Option<(&Engine, &TranscribeOptions)>,
     rules: &Rules,
     events: &dyn EventSink,
 ) -> Result<(JobReport, Timeline), JobError> {
@@ -208,12 +217,17 @@ pub fn run(
         Some(Pulled::Image(s)) => vad_report.absorb(&s.vad),
         None => {}
     }
+    let transcribe = match stt {
+        Some((engine, opts)) => Some(transcribe(ledger, engine, opts, events)?),
+        None => None,
+    };
     let segments: Vec<_> = ledger.segments()?.iter().map(|s| s.to_timeline()).collect();
     let timeline = build(&segments, &ledger.active_overrides()?, rules);
     let report = JobReport {
         import,
         pulled,
         vad: vad_report,
+        transcribe,
         conversations: timeline.conversations.len(),
         estimated_conversations: timeline
             .conversations

@@ -10,6 +10,7 @@
 //! - [`pendant`]: which pendant to talk to (Bluetooth or simulated).
 //! - [`image`]: a pendant's card image or block device into the ledger.
 //! - [`analyze`]: finding speech in captures (VAD) and storing segments.
+//! - [`transcribe`]: speech segments to text, through the worker pool.
 //! - [`push`]: conversations to the Omi cloud, exactly once (the outbox).
 //! - [`job`]: the whole job without a person (`--auto`).
 //! - [`streams`]: ring captures placed on time as the streams they were pulled in.
@@ -23,5 +24,6 @@ pub mod pendant;
 pub mod pull;
 pub mod push;
 pub mod streams;
+pub mod transcribe;
 
 pub use events::{Event, EventSink, Silent, Stage};

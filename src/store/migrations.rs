@@ -144,6 +144,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (device, digest)
     ) WITHOUT ROWID;
     "#,
+    // 4: word timings of a transcribed segment (JSON `[{"start_ms", "end_ms", "text"}]`).
+    r#"
+    ALTER TABLE segments ADD COLUMN words TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

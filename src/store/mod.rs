@@ -33,7 +33,7 @@ pub use edits::{EditAction, EditKind, EditState};
 pub use lock::{LockError, RunLock};
 pub use outbox::{NewPush, OutboxRow, OutboxState};
 pub use ring::{RingBatch, RingSpan, RingStored};
-pub use segments::{NewSegment, SegmentRow};
+pub use segments::{NewSegment, SegmentRow, WordTiming};
 
 /// The database file inside the data directory.
 pub const LEDGER_FILE: &str = "ledger.sqlite3";

@@ -1,6 +1,7 @@
 //! Speech segments in the ledger: where VAD found speech, and its transcript.
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde::{Deserialize, Serialize};
 
 use super::{Ledger, SqlContext, StoreError};
 use crate::clock::{ClockTrust, UtcMillis};
@@ -42,6 +43,19 @@ pub struct SegmentRow {
     pub text: Option<String>,
     /// Why transcription failed, if it did.
     pub error: Option<String>,
+    /// When the transcript (or failure) was recorded.
+    pub transcribed_at: Option<UtcMillis>,
+}
+
+/// One transcribed word at absolute time, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordTiming {
+    /// Absolute start, Unix ms.
+    pub start_ms: i64,
+    /// Absolute end, Unix ms.
+    pub end_ms: i64,
+    /// The word, punctuation included.
+    pub text: String,
 }
 
 impl SegmentRow {
@@ -61,7 +75,7 @@ impl SegmentRow {
 }
 
 const SEGMENT_COLUMNS: &str = "id, capture_id, key, run_index, sample_start, sample_end, device, clock, \
-     start_ms, end_ms, status, text, error";
+     start_ms, end_ms, status, text, error, transcribed_at_ms";
 
 fn segment_from_row(r: &Row<'_>) -> rusqlite::Result<Result<SegmentRow, StoreError>> {
     let clock: String = r.get(7)?;
@@ -88,6 +102,7 @@ fn segment_from_row(r: &Row<'_>) -> rusqlite::Result<Result<SegmentRow, StoreErr
         status,
         text: r.get(11)?,
         error: r.get(12)?,
+        transcribed_at: r.get::<_, Option<i64>>(13)?.map(UtcMillis),
     }))
 }
 
@@ -166,6 +181,70 @@ impl Ledger {
             .ok_or_else(|| {
                 StoreError::NotFound(format!("no segment {id} (see `omi-sync segments`)"))
             })?
+    }
+
+    /// Segments waiting for transcription (pending, or failed earlier), in
+    /// time order.
+    pub fn untranscribed_segments(&self) -> Result<Vec<SegmentRow>, StoreError> {
+        Ok(self
+            .segments()?
+            .into_iter()
+            .filter(|s| matches!(s.status, SegmentStatus::Pending | SegmentStatus::Failed))
+            .collect())
+    }
+
+    /// Records a finished transcript with its word timings, the moment it
+    /// lands: `speech` with text when there are words, else `silent`.
+    pub fn record_transcript(&self, id: i64, words: &[WordTiming]) -> Result<(), StoreError> {
+        let text = words
+            .iter()
+            .map(|w| w.text.as_str())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let status = if text.is_empty() {
+            SegmentStatus::Silent
+        } else {
+            SegmentStatus::Speech
+        };
+        let json = serde_json::to_string(words)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode word timings: {e}")))?;
+        let n = self
+            .conn
+            .execute(
+                "UPDATE segments SET status = ?2, text = ?3, error = NULL, words = ?4, transcribed_at_ms = ?5 \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    status.as_str(),
+                    (!text.is_empty()).then_some(text),
+                    json,
+                    UtcMillis::now().0
+                ],
+            )
+            .ctx("cannot record transcript")?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no segment {id}")));
+        }
+        Ok(())
+    }
+
+    /// The word timings stored with a segment's transcript (empty when it has
+    /// none).
+    pub fn segment_words(&self, id: i64) -> Result<Vec<WordTiming>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT words FROM segments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ctx("cannot read word timings")?
+            .flatten();
+        match json {
+            None => Ok(Vec::new()),
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("word timings of segment {id}: {e}"))),
+        }
     }
 
     /// Records a transcription result for one segment, the moment it lands.

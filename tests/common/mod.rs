@@ -81,6 +81,9 @@ impl Sandbox {
             .env_remove("OMI_API_URL")
             .env_remove("OMI_SYNC_DATA_DIR")
             .env_remove("OMI_SYNC_CONFIG")
+            // Hermetic: no Whisper model unless a test gives one, so `--auto`
+            // transcribes only in the tests that mean it to.
+            .env_remove("OMI_SYNC_MODEL")
             .env_remove("RUST_LOG");
         c
     }

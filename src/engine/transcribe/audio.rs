@@ -1,0 +1,68 @@
+//! Where a segment's audio lives, and reading a stretch of it back.
+//!
+//! A [`SegmentAudio`] is what a worker needs to decode a segment's samples
+//! without the ledger: the capture file (read and checked against its hash),
+//! how it is framed and encoded, the run, and the segment's sample range.
+//! Only the stretch asked for is decoded ([`audio::decode_range`]), so a
+//! worker holds at most one window's audio.
+
+use std::path::{Path, PathBuf};
+
+use crate::audio::{self, Codec};
+use crate::device::capture::{CaptureFormat, Run};
+use crate::store::files;
+use crate::stt::SttError;
+
+/// Samples per millisecond at 16 kHz.
+const SAMPLES_PER_MS: i64 = (audio::TARGET_RATE / 1000) as i64;
+
+/// The name used for audio failures in [`SttError`]s.
+const ORIGIN: &str = "audio";
+
+/// Where one segment's audio is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentAudio {
+    /// The capture's bytes, relative to the data directory.
+    pub stored_path: PathBuf,
+    /// Their SHA-256 (checked on every read).
+    pub sha256: String,
+    /// How the capture is framed.
+    pub format: CaptureFormat,
+    /// How its frames are encoded.
+    pub codec: Codec,
+    /// The run the segment is in.
+    pub run: Run,
+    /// The segment's first sample within the run.
+    pub sample_start: u64,
+    /// One past its last sample.
+    pub sample_end: u64,
+    /// The segment's absolute start, Unix ms (matches `sample_start`).
+    pub start_ms: i64,
+}
+
+impl SegmentAudio {
+    /// The samples of absolute time `from_ms .. to_ms` within the segment
+    /// (clamped to it), decoded from the capture in `data_dir`.
+    pub fn load(&self, data_dir: &Path, from_ms: i64, to_ms: i64) -> Result<Vec<f32>, SttError> {
+        let offset = |ms: i64| {
+            let s = (ms - self.start_ms).max(0) * SAMPLES_PER_MS;
+            (self.sample_start + s as u64).min(self.sample_end)
+        };
+        let (from, to) = (offset(from_ms), offset(to_ms));
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let bytes = files::load(data_dir, &self.stored_path, &self.sha256).map_err(|e| {
+            SttError::Engine {
+                engine: ORIGIN,
+                message: format!("cannot read capture {}: {e}", self.stored_path.display()),
+            }
+        })?;
+        audio::decode_range(self.format, &bytes, self.codec, &self.run, from, to).map_err(|e| {
+            SttError::Engine {
+                engine: ORIGIN,
+                message: format!("cannot decode capture {}: {e}", self.stored_path.display()),
+            }
+        })
+    }
+}

@@ -1,0 +1,369 @@
+//! Transcribing: the ledger's untranscribed speech through the worker pool,
+//! each result stored the moment it lands.
+//!
+//! [`plan`] packs the segments still waiting (per conversation, windows of at
+//! most 30 s); the pool's workers each decode a window's audio
+//! ([`audio::SegmentAudio`]), transcribe it and map the words back to
+//! segments. As each window lands, every segment it completes is written to
+//! the ledger (`speech` with its words, or `silent`) and reported as an
+//! [`Event::SegmentTranscribed`], so the timeline fills in while the rest
+//! runs, and a crash loses at most the windows in flight. The timeline is a
+//! pure function of the stored results, so completion order cannot change it.
+//!
+//! Failures are sorted by what helps: a temporary one (network, rate limit)
+//! leaves the segments pending for the next run; one that retrying cannot fix
+//! for this window marks its segments `failed` with the reason; one that stops
+//! every window (missing model, refused key) ends the run with that error.
+
+pub mod audio;
+pub mod plan;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::events::{Event, EventSink, Stage};
+use crate::store::{Ledger, StoreError, WordTiming};
+use crate::stt::engine::Engine;
+use crate::stt::guards::GuardConfig;
+use crate::stt::packing::{
+    Assembler, PackConfig, SegmentStatus as HeardStatus, SegmentTranscript, Window, WindowResult,
+    transcribe_window,
+};
+use crate::stt::pool::{PoolEvent, WorkerPool};
+use crate::stt::{self, SttError};
+use crate::timeline::{Rules, SegmentStatus};
+use audio::SegmentAudio;
+
+/// How to transcribe.
+#[derive(Debug, Clone)]
+pub struct TranscribeOptions {
+    /// Parallel workers (at least 1).
+    pub workers: usize,
+    /// How windows are packed.
+    pub pack: PackConfig,
+    /// Hallucination guards.
+    pub guard: GuardConfig,
+    /// What every engine call asks for (language, word timings).
+    pub request: stt::TranscribeOptions,
+    /// The timeline rules (windows never mix conversations).
+    pub rules: Rules,
+}
+
+impl TranscribeOptions {
+    /// Defaults with `workers` workers.
+    pub fn with_workers(workers: usize) -> Self {
+        TranscribeOptions {
+            workers: workers.max(1),
+            pack: PackConfig::default(),
+            guard: GuardConfig::default(),
+            request: stt::TranscribeOptions::default(),
+            rules: Rules::default(),
+        }
+    }
+}
+
+/// What a transcription run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TranscribeReport {
+    /// Segments that were waiting.
+    pub segments: usize,
+    /// Windows they were packed into.
+    pub windows: usize,
+    /// Segments now transcribed with words.
+    pub speech: usize,
+    /// Segments in which nothing was heard.
+    pub silent: usize,
+    /// Segments marked failed (see `omi-sync segments`).
+    pub failed: usize,
+    /// Segments left pending after a temporary failure (the next run retries).
+    pub left_pending: usize,
+    /// Seconds of speech planned.
+    pub speech_s: f64,
+    /// Wall-clock seconds the run took.
+    pub elapsed_s: f64,
+}
+
+/// Why a transcription run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine cannot work at all (missing model, refused key): nothing
+    /// more was tried. Results that landed before are kept.
+    #[error(transparent)]
+    Engine(SttError),
+}
+
+/// One window and where its segments' audio is: a pool job.
+struct WindowJob {
+    window: Window,
+    audio: Vec<SegmentAudio>,
+    data_dir: Arc<PathBuf>,
+}
+
+impl WindowJob {
+    fn run(
+        &self,
+        engine: &mut dyn stt::Transcriber,
+        opts: &TranscribeOptions,
+    ) -> Result<WindowResult, SttError> {
+        transcribe_window(engine, &self.window, &opts.request, &opts.guard, |part| {
+            let i = self
+                .window
+                .parts
+                .iter()
+                .position(|p| p == part)
+                .unwrap_or(0);
+            self.audio[i].load(&self.data_dir, part.abs_start_ms, part.abs_end_ms)
+        })
+    }
+
+    fn segment_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.window.parts.iter().map(|p| p.segment_id)
+    }
+}
+
+/// Transcribes every untranscribed segment in `ledger` with `engine`.
+pub fn transcribe(
+    ledger: &Ledger,
+    engine: &Engine,
+    opts: &TranscribeOptions,
+    events: &dyn EventSink,
+) -> Result<TranscribeReport, TranscribeError> {
+    let started = Instant::now();
+    let plan = plan::plan(ledger, &opts.rules, &opts.pack)?;
+    let report = TranscribeReport {
+        segments: plan.segments(),
+        windows: plan.windows.len(),
+        speech_s: plan.speech_ms as f64 / 1000.0,
+        ..Default::default()
+    };
+    if plan.windows.is_empty() {
+        return Ok(report);
+    }
+    let total = report.segments as u64;
+    events.emit(Event::StageStarted {
+        stage: Stage::Transcribe,
+        total,
+        unit: "segments",
+    });
+    let workers = opts.workers.max(1).min(plan.windows.len());
+    let mut pool = {
+        let (engine, opts) = (engine.clone(), opts.clone());
+        WorkerPool::start(
+            workers,
+            move |_| engine.worker(),
+            move |t: &mut Box<dyn stt::Transcriber>, job: &WindowJob| job.run(t.as_mut(), &opts),
+        )
+    };
+    let data_dir = Arc::new(ledger.data_dir().to_path_buf());
+    // Bounded work in flight: a window's audio is decoded by the worker that
+    // runs it, so memory does not grow with the backlog.
+    let in_flight_max = workers * 2;
+    let mut jobs = plan.windows.into_iter().map(|window| {
+        let audio = window
+            .parts
+            .iter()
+            .map(|p| plan.audio[&p.segment_id].clone())
+            .collect();
+        WindowJob {
+            window,
+            audio,
+            data_dir: data_dir.clone(),
+        }
+    });
+    let mut sink = ResultSink {
+        ledger,
+        events,
+        assembler: Assembler::new(),
+        report,
+        done: 0,
+        total,
+        fatal: None,
+    };
+    let mut in_flight = 0usize;
+    loop {
+        while in_flight < in_flight_max && sink.fatal.is_none() {
+            let Some(job) = jobs.next() else { break };
+            pool.submit(job);
+            in_flight += 1;
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let Ok(ev) = pool.events().recv() else { break };
+        if let PoolEvent::Done(_) = ev {
+            in_flight -= 1;
+        }
+        if let Err(e) = sink.take(ev) {
+            pool.cancel();
+            return Err(e.into());
+        }
+        if sink.fatal.is_some() {
+            pool.cancel();
+        }
+    }
+    let mut store_error = None;
+    pool.finish(|ev| {
+        if store_error.is_none()
+            && let Err(e) = sink.take(ev)
+        {
+            store_error = Some(e);
+        }
+    });
+    if let Some(e) = store_error {
+        return Err(e.into());
+    }
+    let fatal = sink.fatal.take();
+    let mut report = sink.report;
+    report.left_pending += sink.assembler.pending().len();
+    report.left_pending += jobs.map(|j| j.window.parts.len()).sum::<usize>();
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    if let Some(e) = fatal {
+        return Err(TranscribeError::Engine(e));
+    }
+    events.emit(Event::StageFinished {
+        stage: Stage::Transcribe,
+        summary: summary(&report),
+    });
+    Ok(report)
+}
+
+/// The one-line summary of a run.
+fn summary(r: &TranscribeReport) -> String {
+    let mut s = format!(
+        "{} segments ({:.0} s of speech) in {} windows: {} with words, {} silent",
+        r.segments, r.speech_s, r.windows, r.speech, r.silent
+    );
+    if r.failed > 0 {
+        s.push_str(&format!(", {} failed", r.failed));
+    }
+    if r.left_pending > 0 {
+        s.push_str(&format!(", {} left for the next run", r.left_pending));
+    }
+    s.push_str(&format!(
+        " ({:.1}x real time)",
+        r.speech_s / r.elapsed_s.max(1e-3)
+    ));
+    s
+}
+
+/// Where results go as they land: the ledger, the events, the report.
+struct ResultSink<'a> {
+    ledger: &'a Ledger,
+    events: &'a dyn EventSink,
+    assembler: Assembler,
+    report: TranscribeReport,
+    done: u64,
+    total: u64,
+    fatal: Option<SttError>,
+}
+
+impl ResultSink<'_> {
+    fn take(&mut self, ev: PoolEvent<WindowJob, WindowResult>) -> Result<(), StoreError> {
+        let outcome = match ev {
+            PoolEvent::Done(o) => o,
+            PoolEvent::WorkerFailed { worker, error } => {
+                tracing::warn!("transcription worker {worker} could not start: {error}");
+                return Ok(());
+            }
+        };
+        match outcome.result {
+            Ok(result) => {
+                for d in &result.dropped {
+                    tracing::debug!(
+                        "dropped `{}` at {} ms of window {}: {:?}",
+                        d.text,
+                        d.window_ms,
+                        outcome.job.window.index,
+                        d.reason
+                    );
+                }
+                for seg in self.assembler.add(result.parts) {
+                    self.store(seg)?;
+                }
+            }
+            Err(e) => self.failed(&outcome.job, e)?,
+        }
+        Ok(())
+    }
+
+    fn store(&mut self, seg: SegmentTranscript) -> Result<(), StoreError> {
+        let words: Vec<WordTiming> = seg
+            .words
+            .iter()
+            .map(|w| WordTiming {
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+                text: w.text.clone(),
+            })
+            .collect();
+        self.ledger.record_transcript(seg.segment_id, &words)?;
+        let status = match seg.status {
+            HeardStatus::Speech => {
+                self.report.speech += 1;
+                SegmentStatus::Speech
+            }
+            HeardStatus::Silent => {
+                self.report.silent += 1;
+                SegmentStatus::Silent
+            }
+        };
+        self.events.emit(Event::SegmentTranscribed {
+            segment: seg.segment_id,
+            status,
+            text: (!seg.text.is_empty()).then_some(seg.text),
+        });
+        self.progress();
+        Ok(())
+    }
+
+    fn failed(&mut self, job: &WindowJob, e: SttError) -> Result<(), StoreError> {
+        let segments = job.window.parts.len();
+        if matches!(e, SttError::Model { .. } | SttError::Auth { .. }) {
+            self.report.left_pending += segments;
+            self.fatal.get_or_insert(e);
+            return Ok(());
+        }
+        if e.is_retryable() {
+            self.report.left_pending += segments;
+            if e != SttError::Cancelled {
+                self.events.emit(Event::Warning {
+                    origin: format!("window {}", job.window.index),
+                    message: format!("{e}; its {segments} segments stay pending for the next run"),
+                });
+            }
+            return Ok(());
+        }
+        let message = e.to_string();
+        for id in job.segment_ids() {
+            self.ledger
+                .set_transcript(id, SegmentStatus::Failed, None, Some(&message))?;
+            self.report.failed += 1;
+            self.events.emit(Event::SegmentTranscribed {
+                segment: id,
+                status: SegmentStatus::Failed,
+                text: None,
+            });
+            self.progress();
+        }
+        self.events.emit(Event::Warning {
+            origin: format!("window {}", job.window.index),
+            message: format!("{message}; its {segments} segments are marked failed"),
+        });
+        Ok(())
+    }
+
+    fn progress(&mut self) {
+        self.done += 1;
+        self.events.emit(Event::Progress {
+            stage: Stage::Transcribe,
+            done: self.done.min(self.total),
+            total: self.total,
+        });
+    }
+}

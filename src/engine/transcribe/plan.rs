@@ -1,0 +1,113 @@
+//! What to transcribe: the ledger's untranscribed segments, grouped by
+//! conversation and packed into windows.
+//!
+//! Only segments still `pending` (or `failed` earlier) are planned, so a
+//! re-run after a crash does only what is missing. Segments are grouped by
+//! the conversation the timeline puts them in (with the person's edits), so
+//! a window never mixes two conversations, and packed with
+//! [`packing::pack`].
+
+use std::collections::HashMap;
+
+use super::audio::SegmentAudio;
+use crate::store::{Ledger, RunRow, SegmentRow, StoreError};
+use crate::stt::packing::{self, PackConfig, SpeechSegment, Window};
+use crate::timeline::{self, Rules};
+
+/// The work of one transcription run.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Windows in time order within each conversation.
+    pub windows: Vec<Window>,
+    /// Where each planned segment's audio is, by segment id.
+    pub audio: HashMap<i64, SegmentAudio>,
+    /// The planned segments' total length, ms.
+    pub speech_ms: i64,
+}
+
+impl Plan {
+    /// How many segments are planned.
+    pub fn segments(&self) -> usize {
+        self.audio.len()
+    }
+}
+
+/// Plans the untranscribed segments of `ledger`.
+pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, StoreError> {
+    let all = ledger.segments()?;
+    let todo: Vec<&SegmentRow> = all
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.status,
+                timeline::SegmentStatus::Pending | timeline::SegmentStatus::Failed
+            )
+        })
+        .collect();
+    if todo.is_empty() {
+        return Ok(Plan::default());
+    }
+    let groups = conversation_of(ledger, &all, rules)?;
+    let mut runs: HashMap<i64, Vec<RunRow>> = HashMap::new();
+    let mut captures = HashMap::new();
+    let mut audio = HashMap::new();
+    let mut speech = Vec::with_capacity(todo.len());
+    for s in todo {
+        if let std::collections::hash_map::Entry::Vacant(e) = captures.entry(s.capture_id) {
+            e.insert(ledger.capture(s.capture_id)?);
+            runs.insert(s.capture_id, ledger.runs(s.capture_id)?);
+        }
+        let (capture, capture_runs) = (&captures[&s.capture_id], &runs[&s.capture_id]);
+        let Some(run) = capture_runs.get(s.found.run_index as usize) else {
+            return Err(StoreError::Corrupt(format!(
+                "segment {} points at run {} of capture {}, which has {} runs",
+                s.id,
+                s.found.run_index,
+                s.capture_id,
+                capture_runs.len()
+            )));
+        };
+        audio.insert(
+            s.id,
+            SegmentAudio {
+                stored_path: capture.stored_path.clone().into(),
+                sha256: capture.sha256.clone(),
+                format: capture.meta.format,
+                codec: capture.meta.codec,
+                run: run.run,
+                sample_start: s.found.sample_start,
+                sample_end: s.found.sample_end,
+                start_ms: s.found.start.0,
+            },
+        );
+        speech.push(SpeechSegment {
+            id: s.id,
+            // A segment the timeline does not place (it always places
+            // untranscribed ones) is packed alone.
+            group: groups.get(&s.id).copied().unwrap_or(-s.id),
+            start_ms: s.found.start.0,
+            end_ms: s.found.end.0,
+        });
+    }
+    let speech_ms = speech.iter().map(SpeechSegment::len_ms).sum();
+    Ok(Plan {
+        windows: packing::pack(&speech, pack),
+        audio,
+        speech_ms,
+    })
+}
+
+/// The index of each segment's conversation in the current timeline.
+fn conversation_of(
+    ledger: &Ledger,
+    all: &[SegmentRow],
+    rules: &Rules,
+) -> Result<HashMap<i64, i64>, StoreError> {
+    let segments: Vec<_> = all.iter().map(SegmentRow::to_timeline).collect();
+    let t = timeline::build(&segments, &ledger.active_overrides()?, rules);
+    Ok(t.conversations
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| c.segments.iter().map(move |s| (s.id, i as i64)))
+        .collect())
+}

@@ -1,0 +1,915 @@
+//! Packing short speech segments into Whisper windows, and mapping the words
+//! back.
+//!
+//! Whisper always computes a 30 s window, so one call per 2 s segment wastes
+//! most of the work. [`pack`] lays consecutive segments of one group (the
+//! caller's key, e.g. a conversation) side by side in windows of at most
+//! [`PackConfig::max_window_ms`], shortening the silence between them to at
+//! most [`PackConfig::max_gap_ms`] but keeping at least
+//! [`PackConfig::min_gap_ms`] so Whisper still hears a pause. A segment longer
+//! than a window is split into parts ([`pack_with_audio`] cuts at the quietest
+//! point near the limit; [`pack`] cuts evenly). [`assemble`] builds a window's
+//! audio from per-segment samples the caller loads; after transcription,
+//! [`map_window`] maps every word back to its segment and absolute time (a
+//! word in an inserted gap goes to the nearest segment, or is dropped as
+//! text over no audio when it lies wholly inside the gap), and
+//! [`Assembler`] joins the parts of split segments into one
+//! [`SegmentTranscript`] per segment.
+//!
+//! All times here are integer milliseconds; a window's audio holds exactly
+//! 16 samples per millisecond, so the mapping is exact.
+
+use std::collections::HashMap;
+
+use super::guards::{self, GuardConfig};
+use super::{SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript};
+
+/// Samples per millisecond at 16 kHz.
+const SPMS: i64 = (SAMPLE_RATE / 1000) as i64;
+
+/// One speech segment as the caller knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpeechSegment {
+    /// The caller's id for the segment (e.g. a ledger row id).
+    pub id: i64,
+    /// Only segments with the same group are packed together (the caller
+    /// passes e.g. its conversation or device key).
+    pub group: i64,
+    /// Absolute start, ms (any epoch, e.g. Unix ms).
+    pub start_ms: i64,
+    /// Absolute end, ms (`>= start_ms`; an empty segment is allowed and comes
+    /// back silent).
+    pub end_ms: i64,
+}
+
+impl SpeechSegment {
+    /// Length in ms (0 if the end is before the start).
+    pub fn len_ms(&self) -> i64 {
+        (self.end_ms - self.start_ms).max(0)
+    }
+}
+
+/// How windows are packed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackConfig {
+    /// The most audio in one window (Whisper: 30 000).
+    pub max_window_ms: i64,
+    /// Silence between packed segments is shortened to at most this.
+    pub max_gap_ms: i64,
+    /// ...and lengthened to at least this (inserted as digital silence), so
+    /// the model still hears a pause between segments.
+    pub min_gap_ms: i64,
+    /// When a segment is longer than a window, the cut is searched in this
+    /// many ms before the window limit.
+    pub split_search_ms: i64,
+    /// Digital silence before the first part of every window, so the model
+    /// hears the first word's onset (0 disables).
+    pub lead_in_ms: i64,
+}
+
+impl PackConfig {
+    /// The most segment audio one window can hold (after the lead-in).
+    fn capacity_ms(&self) -> i64 {
+        (self.max_window_ms - self.lead_in_ms.max(0)).max(1000)
+    }
+}
+
+impl Default for PackConfig {
+    fn default() -> Self {
+        PackConfig {
+            max_window_ms: 30_000,
+            max_gap_ms: 1_000,
+            min_gap_ms: 400,
+            split_search_ms: 8_000,
+            lead_in_ms: 300,
+        }
+    }
+}
+
+impl PackConfig {
+    /// One window per segment (no packing), for comparison benchmarks and
+    /// engines that bill per request rather than per window.
+    pub fn one_per_segment() -> Self {
+        PackConfig {
+            max_window_ms: 30_000,
+            max_gap_ms: 0,
+            min_gap_ms: i64::MAX / 4,
+            split_search_ms: 8_000,
+            lead_in_ms: 300,
+        }
+    }
+}
+
+/// A stretch of one segment placed in a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The segment this part comes from.
+    pub segment_id: i64,
+    /// The part's index among the segment's parts (0 for an unsplit segment).
+    pub part_index: usize,
+    /// How many parts the segment was split into (1 when not split).
+    pub part_count: usize,
+    /// Absolute start of the audio in this part, ms.
+    pub abs_start_ms: i64,
+    /// Absolute end, ms.
+    pub abs_end_ms: i64,
+    /// Where the part starts inside the window, ms from the window start.
+    pub offset_ms: i64,
+}
+
+impl Part {
+    /// Length in ms.
+    pub fn len_ms(&self) -> i64 {
+        self.abs_end_ms - self.abs_start_ms
+    }
+
+    /// Where the part ends inside the window.
+    pub fn window_end_ms(&self) -> i64 {
+        self.offset_ms + self.len_ms()
+    }
+
+    /// Window time (ms) to absolute time, clamped into this part.
+    pub fn to_abs(&self, window_ms: i64) -> i64 {
+        self.abs_start_ms + (window_ms - self.offset_ms).clamp(0, self.len_ms())
+    }
+}
+
+/// One window: parts of consecutive segments of one group, with shortened
+/// silence between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Index in the list [`pack`] returned (stable job id).
+    pub index: usize,
+    /// The group of every segment in it.
+    pub group: i64,
+    /// Parts in time order, non-overlapping, with gaps between.
+    pub parts: Vec<Part>,
+    /// Total length of the window's audio, ms (`<= max_window_ms`).
+    pub duration_ms: i64,
+}
+
+impl Window {
+    /// Samples in the window's audio (16 per ms).
+    pub fn len_samples(&self) -> usize {
+        (self.duration_ms * SPMS) as usize
+    }
+
+    /// The ms of actual segment audio (without inserted gaps).
+    pub fn speech_ms(&self) -> i64 {
+        self.parts.iter().map(Part::len_ms).sum()
+    }
+}
+
+/// Cuts a long segment into parts of at most `max` ms; `choose` picks each
+/// cut (absolute ms) within `[lo, hi]`.
+fn split(
+    seg: &SpeechSegment,
+    cfg: &PackConfig,
+    choose: &mut dyn FnMut(&SpeechSegment, i64, i64) -> i64,
+) -> Vec<(i64, i64)> {
+    let max = cfg.capacity_ms();
+    let mut out = Vec::new();
+    let mut cur = seg.start_ms;
+    while seg.end_ms - cur > max {
+        let hi = cur + max;
+        let lo = (hi - cfg.split_search_ms.clamp(0, max / 2)).max(cur + 1);
+        let cut = choose(seg, lo, hi).clamp(lo, hi);
+        out.push((cur, cut));
+        cur = cut;
+    }
+    out.push((cur, seg.end_ms.max(cur)));
+    out
+}
+
+/// Even cuts: a segment of `len` is split into `ceil(len / max)` equal parts.
+fn even_cut(cfg: &PackConfig) -> impl FnMut(&SpeechSegment, i64, i64) -> i64 + '_ {
+    move |seg, lo, hi| {
+        let max = cfg.capacity_ms();
+        let n = seg.len_ms().div_euclid(max) + 1;
+        let step = seg.len_ms().div_euclid(n).max(1);
+        // The next even cut after `lo - step` ...
+        let k = (lo - seg.start_ms + step - 1).div_euclid(step).max(1);
+        (seg.start_ms + k * step).clamp(lo, hi)
+    }
+}
+
+/// Packs segments into windows (pure: long segments are cut evenly).
+///
+/// Segments are taken per group in time order; every segment appears in
+/// exactly one window, or its split parts cover it exactly.
+pub fn pack(segments: &[SpeechSegment], cfg: &PackConfig) -> Vec<Window> {
+    let mut even = even_cut(cfg);
+    pack_impl(segments, cfg, &mut even)
+}
+
+/// Like [`pack`], but a segment longer than a window is cut at its quietest
+/// 100 ms within [`PackConfig::split_search_ms`] before the limit; `load`
+/// gives a long segment's samples (16 kHz, from its start). Segments that fit
+/// are never loaded. When `load` returns `None` the cut is even.
+pub fn pack_with_audio(
+    segments: &[SpeechSegment],
+    cfg: &PackConfig,
+    mut load: impl FnMut(&SpeechSegment) -> Option<Vec<f32>>,
+) -> Vec<Window> {
+    let mut cache: HashMap<i64, Option<Vec<f32>>> = HashMap::new();
+    let mut even = even_cut(cfg);
+    let mut choose = |seg: &SpeechSegment, lo: i64, hi: i64| -> i64 {
+        let audio = cache.entry(seg.id).or_insert_with(|| load(seg));
+        match audio {
+            Some(a) => quietest(a, seg.start_ms, lo, hi).unwrap_or_else(|| even(seg, lo, hi)),
+            None => even(seg, lo, hi),
+        }
+    };
+    pack_impl(segments, cfg, &mut choose)
+}
+
+/// The centre (absolute ms) of the quietest 100 ms frame in `[lo, hi]`.
+fn quietest(audio: &[f32], start_ms: i64, lo: i64, hi: i64) -> Option<i64> {
+    const FRAME: i64 = 100;
+    let mut best: Option<(f64, i64)> = None;
+    let mut t = lo;
+    while t + FRAME <= hi {
+        let a = ((t - start_ms) * SPMS) as usize;
+        let b = ((t + FRAME - start_ms) * SPMS) as usize;
+        let frame = audio.get(a..b.min(audio.len()))?;
+        if frame.is_empty() {
+            break;
+        }
+        let e: f64 = frame
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>();
+        let e = e / frame.len() as f64;
+        if best.is_none_or(|(be, _)| e < be) {
+            best = Some((e, t + FRAME / 2));
+        }
+        t += FRAME / 2;
+    }
+    best.map(|(_, c)| c)
+}
+
+fn pack_impl(
+    segments: &[SpeechSegment],
+    cfg: &PackConfig,
+    choose: &mut dyn FnMut(&SpeechSegment, i64, i64) -> i64,
+) -> Vec<Window> {
+    let max = cfg.capacity_ms() + cfg.lead_in_ms.max(0);
+    let lead = cfg.lead_in_ms.max(0);
+    let mut sorted: Vec<&SpeechSegment> = segments.iter().collect();
+    sorted.sort_by_key(|s| (s.group, s.start_ms, s.end_ms, s.id));
+
+    let mut windows: Vec<Window> = Vec::new();
+    let mut cur: Option<Window> = None;
+    for seg in sorted {
+        let pieces = split(seg, cfg, choose);
+        let count = pieces.len();
+        for (i, (a, b)) in pieces.into_iter().enumerate() {
+            let len = b - a;
+            let placed = match cur.as_mut() {
+                Some(w) if w.group == seg.group => {
+                    let last = w.parts.last().expect("windows are never empty");
+                    let min_gap = cfg.min_gap_ms.max(0);
+                    let gap = (a - last.abs_end_ms).clamp(min_gap, cfg.max_gap_ms.max(min_gap));
+                    let offset = w.duration_ms + gap;
+                    if offset + len <= max {
+                        w.parts.push(Part {
+                            segment_id: seg.id,
+                            part_index: i,
+                            part_count: count,
+                            abs_start_ms: a,
+                            abs_end_ms: b,
+                            offset_ms: offset,
+                        });
+                        w.duration_ms = offset + len;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                _ => false,
+            };
+            if !placed {
+                if let Some(w) = cur.take() {
+                    windows.push(w);
+                }
+                cur = Some(Window {
+                    index: 0,
+                    group: seg.group,
+                    parts: vec![Part {
+                        segment_id: seg.id,
+                        part_index: i,
+                        part_count: count,
+                        abs_start_ms: a,
+                        abs_end_ms: b,
+                        offset_ms: lead,
+                    }],
+                    duration_ms: lead + len,
+                });
+            }
+        }
+    }
+    windows.extend(cur);
+    windows.sort_by_key(|w| (w.parts[0].abs_start_ms, w.group));
+    for (i, w) in windows.iter_mut().enumerate() {
+        w.index = i;
+    }
+    windows
+}
+
+/// Builds a window's audio: each part's samples at its offset, digital
+/// silence in the gaps. `load` returns the samples of `part.abs_start_ms ..
+/// part.abs_end_ms` (16 kHz); a shorter or longer answer is padded with
+/// silence or cut, so the timing stays exact.
+pub fn assemble<E>(
+    window: &Window,
+    mut load: impl FnMut(&Part) -> Result<Vec<f32>, E>,
+) -> Result<Vec<f32>, E> {
+    let mut out = vec![0.0f32; window.len_samples()];
+    for p in &window.parts {
+        let samples = load(p)?;
+        let at = (p.offset_ms * SPMS) as usize;
+        let n = ((p.len_ms() * SPMS) as usize).min(samples.len());
+        let end = (at + n).min(out.len());
+        out[at..end].copy_from_slice(&samples[..end - at]);
+    }
+    Ok(out)
+}
+
+/// One word at absolute time, attributed to a segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedWord {
+    /// Absolute start, ms.
+    pub start_ms: i64,
+    /// Absolute end, ms.
+    pub end_ms: i64,
+    /// The word, punctuation included.
+    pub text: String,
+    /// The engine's confidence, when it gave one.
+    pub confidence: Option<f32>,
+    /// Speaker label, when the engine diarizes.
+    pub speaker: Option<u32>,
+}
+
+/// Whether a segment turned out to hold speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentStatus {
+    /// At least one word survived the guards.
+    Speech,
+    /// Nothing was heard (a VAD false alarm, or only hallucinations).
+    Silent,
+}
+
+/// The words of one part of a segment, from one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartTranscript {
+    /// The segment.
+    pub segment_id: i64,
+    /// Its group.
+    pub group: i64,
+    /// Which part of the segment.
+    pub part_index: usize,
+    /// How many parts the segment has.
+    pub part_count: usize,
+    /// Words in time order, absolute times within the part.
+    pub words: Vec<TimedWord>,
+}
+
+/// The final result for one segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentTranscript {
+    /// The segment.
+    pub segment_id: i64,
+    /// Its group.
+    pub group: i64,
+    /// `Speech` when it has words, else `Silent`.
+    pub status: SegmentStatus,
+    /// The words joined by spaces.
+    pub text: String,
+    /// Words in time order with absolute times.
+    pub words: Vec<TimedWord>,
+}
+
+/// A word dropped while mapping, with why (for logs and diagnosis).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedWord {
+    /// The word.
+    pub text: String,
+    /// Window time, ms.
+    pub window_ms: i64,
+    /// Why it was dropped.
+    pub reason: guards::DropReason,
+}
+
+/// Maps a window's transcript back to its parts.
+///
+/// The transcript first goes through [`guards::filter`] (no-speech, loops,
+/// stock noise phrases, text over silence when `audio` is given). Each
+/// remaining word goes to the part its time span overlaps most (Whisper
+/// often stretches a word over the pause next to it, so the overlap is a
+/// sturdier rule than the midpoint); a word lying wholly in an inserted gap
+/// goes to the nearest part, unless it is more than
+/// [`GuardConfig::gap_tolerance_ms`] away from every part (text over no
+/// audio: dropped). Word start and end are clamped
+/// into the part, then shifted to absolute time. Pieces without word timings
+/// are spread over their words first ([`super::Piece::words_or_synthesized`]).
+///
+/// Returns one [`PartTranscript`] per part of the window (empty words when
+/// nothing was heard there), and the dropped words.
+pub fn map_window(
+    window: &Window,
+    transcript: &Transcript,
+    audio: Option<&[f32]>,
+    guard: &GuardConfig,
+) -> (Vec<PartTranscript>, Vec<DroppedWord>) {
+    let (kept, dropped_pieces) = guards::filter(transcript, audio, guard);
+    let mut dropped: Vec<DroppedWord> = dropped_pieces
+        .into_iter()
+        .map(|d| DroppedWord {
+            text: d.text,
+            window_ms: (d.start * 1000.0).round() as i64,
+            reason: d.reason,
+        })
+        .collect();
+    let mut out: Vec<PartTranscript> = window
+        .parts
+        .iter()
+        .map(|p| PartTranscript {
+            segment_id: p.segment_id,
+            group: window.group,
+            part_index: p.part_index,
+            part_count: p.part_count,
+            words: Vec::new(),
+        })
+        .collect();
+    if window.parts.is_empty() {
+        return (out, dropped);
+    }
+    for piece in &kept.pieces {
+        for w in piece.words_or_synthesized() {
+            let s = secs_to_ms(w.start);
+            let e = secs_to_ms(w.end).max(s);
+            let idx = match best_overlap(&window.parts, s, e) {
+                Some(i) => i,
+                None => {
+                    // Wholly in inserted silence (or past the end): the
+                    // nearest part, unless it is far from every part.
+                    let (i, ds) = nearest_part(&window.parts, s);
+                    let (j, de) = nearest_part(&window.parts, e);
+                    if ds.min(de) > guard.gap_tolerance_ms {
+                        dropped.push(DroppedWord {
+                            text: w.text.clone(),
+                            window_ms: s,
+                            reason: guards::DropReason::OutsideAudio,
+                        });
+                        continue;
+                    }
+                    if ds <= de { i } else { j }
+                }
+            };
+            let part = &window.parts[idx];
+            out[idx].words.push(TimedWord {
+                start_ms: part.to_abs(s),
+                end_ms: part.to_abs(e),
+                text: w.text.trim().to_string(),
+                confidence: w.confidence,
+                speaker: w.speaker.or(piece.speaker),
+            });
+        }
+    }
+    for p in &mut out {
+        p.words.sort_by_key(|w| (w.start_ms, w.end_ms));
+    }
+    (out, dropped)
+}
+
+/// The part a word `[s, e]` overlaps most (by ms of overlap; a zero-length
+/// word inside a part counts as overlapping it).
+fn best_overlap(parts: &[Part], s: i64, e: i64) -> Option<usize> {
+    let mut best: Option<(usize, i64)> = None;
+    for (i, p) in parts.iter().enumerate() {
+        let ov = e.min(p.window_end_ms()) - s.max(p.offset_ms);
+        let inside = s == e && p.offset_ms <= s && s <= p.window_end_ms();
+        if (ov > 0 || inside) && best.is_none_or(|(_, b)| ov > b) {
+            best = Some((i, ov));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn secs_to_ms(s: f64) -> i64 {
+    if s.is_finite() {
+        (s * 1000.0).round().clamp(-1e15, 1e15) as i64
+    } else {
+        0
+    }
+}
+
+/// The part holding window time `t` (distance 0), else the nearest one and
+/// its distance in ms (ties go to the earlier part).
+fn nearest_part(parts: &[Part], t: i64) -> (usize, i64) {
+    let mut best = (0, i64::MAX);
+    for (i, p) in parts.iter().enumerate() {
+        let d = if t < p.offset_ms {
+            p.offset_ms - t
+        } else if t > p.window_end_ms() {
+            t - p.window_end_ms()
+        } else {
+            0
+        };
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best
+}
+
+/// What one window gave: per-part words, what the guards dropped, and the
+/// engine's raw transcript (window time) for diagnosis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowResult {
+    /// One entry per part of the window.
+    pub parts: Vec<PartTranscript>,
+    /// Words the guards removed.
+    pub dropped: Vec<DroppedWord>,
+    /// The engine's answer before guards and mapping.
+    pub raw: Transcript,
+}
+
+/// The whole job for one window, as a pool worker runs it: build the audio
+/// with `load` ([`assemble`]), transcribe it, apply the guards and map the
+/// words back ([`map_window`]). Feed [`WindowResult::parts`] to an
+/// [`Assembler`].
+pub fn transcribe_window(
+    engine: &mut dyn Transcriber,
+    window: &Window,
+    opts: &TranscribeOptions,
+    guard: &GuardConfig,
+    load: impl FnMut(&Part) -> Result<Vec<f32>, SttError>,
+) -> Result<WindowResult, SttError> {
+    let audio = assemble(window, load)?;
+    let raw = engine.transcribe(&audio, opts)?;
+    let (parts, dropped) = map_window(window, &raw, Some(&audio), guard);
+    Ok(WindowResult {
+        parts,
+        dropped,
+        raw,
+    })
+}
+
+/// Joins the parts of segments into whole [`SegmentTranscript`]s as windows
+/// come back in any order: an unsplit segment is complete at once, a split
+/// one when all its parts are in.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    pending: HashMap<i64, Vec<Option<PartTranscript>>>,
+}
+
+impl Assembler {
+    /// An empty assembler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the parts from one window; returns the segments now complete.
+    pub fn add(&mut self, parts: Vec<PartTranscript>) -> Vec<SegmentTranscript> {
+        let mut done = Vec::new();
+        for p in parts {
+            let id = p.segment_id;
+            let count = p.part_count.max(1);
+            if count == 1 {
+                done.push(finish(vec![p]));
+                continue;
+            }
+            let slots = self.pending.entry(id).or_insert_with(|| vec![None; count]);
+            if slots.len() != count || p.part_index >= count {
+                // Inconsistent part numbering (a repack changed the split):
+                // start over with this part.
+                *slots = vec![None; count];
+            }
+            let idx = p.part_index.min(count - 1);
+            slots[idx] = Some(p);
+            if slots.iter().all(Option::is_some) {
+                let parts = self
+                    .pending
+                    .remove(&id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                done.push(finish(parts));
+            }
+        }
+        done
+    }
+
+    /// Segments still waiting for some of their parts.
+    pub fn pending(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.pending.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn finish(parts: Vec<PartTranscript>) -> SegmentTranscript {
+    let segment_id = parts[0].segment_id;
+    let group = parts[0].group;
+    let mut words: Vec<TimedWord> = parts.into_iter().flat_map(|p| p.words).collect();
+    words.sort_by_key(|w| (w.start_ms, w.end_ms));
+    let text = words
+        .iter()
+        .map(|w| w.text.as_str())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    SegmentTranscript {
+        segment_id,
+        group,
+        status: if words.is_empty() {
+            SegmentStatus::Silent
+        } else {
+            SegmentStatus::Speech
+        },
+        text,
+        words,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stt::{Piece, Word};
+    use proptest::prelude::*;
+
+    fn seg(id: i64, group: i64, start: i64, end: i64) -> SpeechSegment {
+        SpeechSegment {
+            id,
+            group,
+            start_ms: start,
+            end_ms: end,
+        }
+    }
+
+    fn no_lead_in() -> PackConfig {
+        PackConfig {
+            lead_in_ms: 0,
+            ..PackConfig::default()
+        }
+    }
+
+    fn word_at(t0: f64, t1: f64, text: &str) -> Word {
+        Word {
+            start: t0,
+            end: t1,
+            text: text.into(),
+            confidence: Some(0.9),
+            speaker: None,
+        }
+    }
+
+    fn transcript(words: Vec<Word>) -> Transcript {
+        Transcript {
+            pieces: vec![Piece {
+                start: words.first().map_or(0.0, |w| w.start),
+                end: words.last().map_or(0.0, |w| w.end),
+                text: words
+                    .iter()
+                    .map(|w| w.text.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                words,
+                no_speech_prob: Some(0.01),
+                confidence: Some(0.9),
+                speaker: None,
+            }],
+            language: None,
+        }
+    }
+
+    #[test]
+    fn packs_short_segments_with_shortened_gaps() {
+        let segs = vec![
+            seg(1, 7, 1_000, 3_000),
+            seg(2, 7, 10_000, 12_500), // 7 s gap -> 1 s
+            seg(3, 7, 12_600, 14_000), // 100 ms gap -> 400 ms
+        ];
+        let cfg = PackConfig {
+            lead_in_ms: 0,
+            ..PackConfig::default()
+        };
+        let w = pack(&segs, &cfg);
+        assert_eq!(w.len(), 1);
+        let p = &w[0].parts;
+        assert_eq!(p[0].offset_ms, 0);
+        assert_eq!(p[1].offset_ms, 3_000);
+        assert_eq!(p[2].offset_ms, 5_500 + 400);
+        assert_eq!(w[0].duration_ms, 5_900 + 1_400);
+        // With a lead-in everything shifts by it.
+        let w = pack(&segs, &PackConfig::default());
+        assert_eq!(w[0].parts[0].offset_ms, 300);
+        assert_eq!(w[0].duration_ms, 300 + 5_900 + 1_400);
+    }
+
+    #[test]
+    fn groups_never_share_a_window() {
+        let segs = vec![
+            seg(1, 1, 0, 1_000),
+            seg(2, 2, 1_500, 2_000),
+            seg(3, 1, 3_000, 4_000),
+        ];
+        let w = pack(&segs, &PackConfig::default());
+        for win in &w {
+            assert!(
+                win.parts.iter().all(
+                    |p| segs.iter().find(|s| s.id == p.segment_id).unwrap().group == win.group
+                )
+            );
+        }
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn one_per_segment_config_never_packs() {
+        let segs: Vec<_> = (0..5)
+            .map(|i| seg(i, 0, i * 3_000, i * 3_000 + 2_000))
+            .collect();
+        let w = pack(&segs, &PackConfig::one_per_segment());
+        assert_eq!(w.len(), 5);
+    }
+
+    #[test]
+    fn long_segment_is_split_evenly_and_covered() {
+        let w = pack(&[seg(9, 0, 0, 70_000)], &PackConfig::default());
+        assert_eq!(w.len(), 3);
+        let parts: Vec<&Part> = w.iter().flat_map(|w| &w.parts).collect();
+        assert_eq!(parts[0].abs_start_ms, 0);
+        assert_eq!(parts[2].abs_end_ms, 70_000);
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].abs_end_ms, pair[1].abs_start_ms);
+        }
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.len_ms() <= 30_000 && p.part_count == 3)
+        );
+        // Even: no crumb at the end.
+        assert!(parts.iter().all(|p| p.len_ms() >= 20_000), "{parts:?}");
+    }
+
+    #[test]
+    fn audio_split_cuts_at_the_quietest_point() {
+        // 40 s of loud tone with a quiet 200 ms at 25.0 s.
+        let mut a: Vec<f32> = (0..40 * 16_000)
+            .map(|i| ((i as f32) * 0.05).sin() * 0.5)
+            .collect();
+        for s in &mut a[25 * 16_000..25 * 16_000 + 3_200] {
+            *s = 0.0;
+        }
+        let w = pack_with_audio(
+            &[seg(1, 0, 100_000, 140_000)],
+            &PackConfig::default(),
+            |_| Some(a.clone()),
+        );
+        let cut = w[0].parts[0].abs_end_ms - 100_000;
+        assert!((25_000..=25_200).contains(&cut), "cut at {cut}");
+    }
+
+    #[test]
+    fn assemble_places_audio_at_offsets() {
+        let segs = vec![seg(1, 0, 0, 10), seg(2, 0, 5_000, 5_010)];
+        let w = &pack(&segs, &no_lead_in())[0];
+        let audio = assemble(w, |p| Ok::<_, ()>(vec![p.segment_id as f32; 160])).unwrap();
+        assert_eq!(audio.len(), w.len_samples());
+        assert_eq!(audio[0], 1.0);
+        assert_eq!(audio[159], 1.0);
+        assert_eq!(audio[160], 0.0);
+        let at = (w.parts[1].offset_ms * 16) as usize;
+        assert_eq!(audio[at], 2.0);
+        // A short load is padded, not a panic.
+        let audio = assemble(w, |_| Ok::<_, ()>(vec![1.0; 3])).unwrap();
+        assert_eq!(audio.len(), w.len_samples());
+    }
+
+    #[test]
+    fn words_in_gaps_go_to_the_nearest_segment_or_are_dropped() {
+        let segs = vec![seg(1, 0, 0, 2_000), seg(2, 0, 60_000, 62_000)];
+        let w = &pack(&segs, &no_lead_in())[0];
+        // Part 1 at 0..2000, part 2 at 3000..5000 (1 s gap).
+        let t = transcript(vec![
+            word_at(1.5, 2.1, "end"),     // mostly in part 1
+            word_at(2.05, 2.3, "tail"),   // in the gap, near part 1
+            word_at(2.45, 2.55, "ghost"), // wholly inside the gap, far: dropped
+            word_at(2.8, 3.2, "start"),   // overlaps part 2 only
+        ]);
+        let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
+        let texts = |i: usize| {
+            parts[i]
+                .words
+                .iter()
+                .map(|w| w.text.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts(0), ["end", "tail"]);
+        assert_eq!(texts(1), ["start"]);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].text, "ghost");
+        // Absolute times, clamped into the part.
+        assert_eq!(parts[0].words[1].end_ms, 2_000);
+        assert_eq!(parts[1].words[0].start_ms, 60_000);
+        assert_eq!(parts[1].words[0].end_ms, 60_200);
+    }
+
+    #[test]
+    fn assembler_waits_for_all_parts() {
+        let w = pack(
+            &[seg(5, 0, 0, 50_000), seg(6, 0, 51_000, 52_000)],
+            &PackConfig::default(),
+        );
+        let mut asm = Assembler::new();
+        let mk = |win: &Window, t: f64, text: &str| {
+            map_window(
+                win,
+                &transcript(vec![word_at(t, t + 0.2, text)]),
+                None,
+                &GuardConfig::default(),
+            )
+            .0
+        };
+        // The last window (part 2 of seg 5 and seg 6) lands first.
+        let last = w.last().unwrap();
+        let done = asm.add(mk(last, 0.5, "second"));
+        assert!(done.iter().all(|s| s.segment_id != 5));
+        assert_eq!(asm.pending(), vec![5]);
+        let done = asm.add(mk(&w[0], 0.5, "first"));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].text, "first second");
+        assert_eq!(done[0].status, SegmentStatus::Speech);
+        assert!(asm.pending().is_empty());
+    }
+
+    fn segments_strategy() -> impl Strategy<Value = Vec<SpeechSegment>> {
+        prop::collection::vec((0i64..3, 0i64..20_000, 0i64..45_000), 1..40).prop_map(|v| {
+            let mut t = 0;
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (g, gap, len))| {
+                    t += gap;
+                    let s = seg(i as i64, g, t, t + len);
+                    t += len;
+                    s
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn windows_fit_and_cover_every_segment_exactly(segs in segments_strategy()) {
+            let cfg = PackConfig::default();
+            let windows = pack(&segs, &cfg);
+            let mut cover: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+            for w in &windows {
+                prop_assert!(w.duration_ms <= cfg.max_window_ms);
+                prop_assert!(!w.parts.is_empty());
+                let mut prev_end = None;
+                for p in &w.parts {
+                    if let Some(e) = prev_end {
+                        prop_assert!(p.offset_ms >= e + cfg.min_gap_ms);
+                        prop_assert!(p.offset_ms <= e + cfg.max_gap_ms.max(cfg.min_gap_ms));
+                    }
+                    prev_end = Some(p.window_end_ms());
+                    cover.entry(p.segment_id).or_default().push((p.abs_start_ms, p.abs_end_ms));
+                }
+                prop_assert_eq!(w.parts.last().unwrap().window_end_ms(), w.duration_ms);
+            }
+            for s in &segs {
+                let mut c = cover.remove(&s.id).expect("every segment is in a window");
+                c.sort();
+                prop_assert_eq!(c[0].0, s.start_ms);
+                prop_assert_eq!(c.last().unwrap().1, s.end_ms);
+                for pair in c.windows(2) {
+                    prop_assert_eq!(pair[0].1, pair[1].0);
+                }
+            }
+            prop_assert!(cover.is_empty());
+        }
+
+        #[test]
+        fn a_word_maps_to_its_segment_and_exact_time(segs in segments_strategy(), pick in any::<prop::sample::Index>(), frac in 0.0f64..1.0) {
+            let windows = pack(&segs, &PackConfig::default());
+            let parts: Vec<(&Window, &Part)> = windows.iter().flat_map(|w| w.parts.iter().map(move |p| (w, p))).filter(|(_, p)| p.len_ms() >= 2).collect();
+            prop_assume!(!parts.is_empty());
+            let (w, p) = parts[pick.index(parts.len())];
+            // A 1 ms word inside the part, at a whole ms.
+            let off = p.offset_ms + ((p.len_ms() - 1) as f64 * frac).floor() as i64;
+            let t = transcript(vec![word_at(off as f64 / 1000.0, (off + 1) as f64 / 1000.0, "w")]);
+            let (out, dropped) = map_window(w, &t, None, &GuardConfig::default());
+            prop_assert!(dropped.is_empty());
+            let hit: Vec<_> = out.iter().filter(|pt| !pt.words.is_empty()).collect();
+            prop_assert_eq!(hit.len(), 1);
+            prop_assert_eq!(hit[0].segment_id, p.segment_id);
+            prop_assert_eq!(hit[0].part_index, p.part_index);
+            prop_assert_eq!(hit[0].words[0].start_ms, p.abs_start_ms + (off - p.offset_ms));
+            prop_assert_eq!(hit[0].words[0].end_ms, p.abs_start_ms + (off + 1 - p.offset_ms));
+        }
+    }
+}
