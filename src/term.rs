@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -103,6 +103,25 @@ pub struct Progress {
     ndjson: bool,
     multi: MultiProgress,
     bars: Mutex<HashMap<Stage, ProgressBar>>,
+    /// When each stage started (or, for a stage that did not announce
+    /// itself, when the one before it finished): for its elapsed time.
+    clock: Mutex<StageClock>,
+}
+
+/// Times the stages of one run.
+struct StageClock {
+    started: HashMap<Stage, Instant>,
+    last_finished: Instant,
+}
+
+impl StageClock {
+    /// Seconds `stage` took, now that it finished.
+    fn finish(&mut self, stage: Stage) -> f64 {
+        let now = Instant::now();
+        let since = self.started.remove(&stage).unwrap_or(self.last_finished);
+        self.last_finished = now;
+        now.duration_since(since).as_secs_f64()
+    }
 }
 
 impl Progress {
@@ -117,6 +136,10 @@ impl Progress {
             ndjson,
             multi: MultiProgress::with_draw_target(target),
             bars: Mutex::new(HashMap::new()),
+            clock: Mutex::new(StageClock {
+                started: HashMap::new(),
+                last_finished: Instant::now(),
+            }),
         }
     }
 
@@ -133,9 +156,27 @@ impl Progress {
 
 impl EventSink for Progress {
     fn emit(&self, event: Event) {
+        let elapsed = {
+            let mut clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+            match &event {
+                Event::StageStarted { stage, .. } => {
+                    clock.started.insert(*stage, Instant::now());
+                    None
+                }
+                Event::StageFinished { stage, .. } => Some(clock.finish(*stage)),
+                _ => None,
+            }
+        };
         if self.ndjson {
+            let mut line = serde_json::to_value(&event).unwrap_or_default();
+            if let (Some(secs), Some(obj)) = (elapsed, line.as_object_mut()) {
+                obj.insert(
+                    "elapsed_s".into(),
+                    ((secs * 1000.0).round() / 1000.0).into(),
+                );
+            }
             let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer(&mut out, &event);
+            let _ = serde_json::to_writer(&mut out, &line);
             let _ = writeln!(out);
             return;
         }
@@ -174,8 +215,12 @@ impl EventSink for Progress {
                 }
                 if !self.out.quiet && !self.out.json {
                     drop(bars);
+                    let took = match elapsed {
+                        Some(secs) if self.out.verbose > 0 => format!(" [{}]", duration(secs)),
+                        _ => String::new(),
+                    };
                     self.line(format!(
-                        "{} {summary}",
+                        "{} {summary}{took}",
                         paint(GOOD, format!("{}:", stage.label()))
                     ));
                 }

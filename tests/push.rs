@@ -579,3 +579,35 @@ fn auto_pushes_the_demo_end_to_end_once_transcribed() {
     let r = auto(&sb);
     assert_eq!(r.code, 9, "nothing new: {}", r.stdout);
 }
+
+#[test]
+fn auto_json_dry_run_is_one_event_per_line_with_stage_times() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["--auto", "--source", "demo", "--json", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let events: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not one JSON event per line: {l}: {e}"))
+        })
+        .collect();
+    let dry = events
+        .iter()
+        .find(|e| e["event"] == "dry_run")
+        .expect("a dry_run event");
+    assert!(
+        dry["requests"].is_array() && dry["conversations"].is_array(),
+        "{dry}"
+    );
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "stage_finished")
+        .collect();
+    assert!(finished.len() >= 2, "{}", r.stdout);
+    for e in finished {
+        assert!(e["elapsed_s"].as_f64().is_some_and(|s| s >= 0.0), "{e}");
+    }
+    assert_eq!(events.last().unwrap()["event"], "done");
+}

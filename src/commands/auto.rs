@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
         &progress,
     )
     .map_err(job_failure)?;
-    let pushed = push_cmd::stage(ctx, &ledger, &timeline, push_args, &progress)?;
+    let pushed = push_cmd::stage(ctx, &ledger, &timeline, push_args, &progress, true)?;
     let held = pushed
         .conversations
         .iter()

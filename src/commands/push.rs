@@ -105,6 +105,9 @@ fn pending_requests(ctx: &Context, ledger: &Ledger, plan: &Plan) -> Result<Vec<D
 
 #[derive(Serialize)]
 struct DryRunJson {
+    /// `"dry_run"` when it is one line of an NDJSON event stream (`--auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'static str>,
     requests: Vec<RequestJson>,
     conversations: Vec<push::ConversationStatus>,
 }
@@ -117,11 +120,13 @@ struct RequestJson {
     body: serde_json::Value,
 }
 
-/// Prints the requests a push would send; returns how many.
-fn dry_run(ctx: &Context, ledger: &Ledger, plan: &Plan) -> Result<usize, Failure> {
+/// Prints the requests a push would send; returns how many. With `--json`,
+/// one object, or one NDJSON line when `ndjson` (inside `--auto`'s events).
+fn dry_run(ctx: &Context, ledger: &Ledger, plan: &Plan, ndjson: bool) -> Result<usize, Failure> {
     let requests = pending_requests(ctx, ledger, plan)?;
     if ctx.out.json {
-        ctx.out.print_json(&DryRunJson {
+        let json = DryRunJson {
+            event: ndjson.then_some("dry_run"),
             requests: requests
                 .iter()
                 .map(|r| RequestJson {
@@ -132,7 +137,12 @@ fn dry_run(ctx: &Context, ledger: &Ledger, plan: &Plan) -> Result<usize, Failure
                 })
                 .collect(),
             conversations: plan.conversations.clone(),
-        });
+        };
+        if ndjson {
+            println!("{}", serde_json::to_string(&json).unwrap_or_default());
+        } else {
+            ctx.out.print_json(&json);
+        }
     } else {
         for r in &requests {
             println!("{r}");
@@ -203,18 +213,19 @@ pub(super) struct PushStage {
 }
 
 /// Plans, queues and sends. Shared by `push` and `--auto` (which already
-/// holds the run lock).
+/// holds the run lock, and whose `--json` output is NDJSON: `ndjson`).
 pub(super) fn stage(
     ctx: &Context,
     ledger: &Ledger,
     timeline: &Timeline,
     args: &PushArgs,
     events: &dyn EventSink,
+    ndjson: bool,
 ) -> Result<PushStage, Failure> {
     let opts = options(ctx, args);
     let plan = push::plan(ledger, timeline, &opts)?;
     if args.dry_run {
-        let requests = dry_run(ctx, ledger, &plan)?;
+        let requests = dry_run(ctx, ledger, &plan, ndjson)?;
         return Ok(PushStage {
             conversations: plan.conversations,
             report: None,
@@ -305,7 +316,7 @@ pub fn run(ctx: &Context, args: &PushArgs) -> Result<ExitCode, Failure> {
     };
     let timeline = ctx.timeline(&ledger)?;
     let progress = ctx.out.progress();
-    let stage = stage(ctx, &ledger, &timeline, args, &progress)?;
+    let stage = stage(ctx, &ledger, &timeline, args, &progress, false)?;
     let Some(report) = stage.report else {
         return Ok(match stage.dry_run {
             Some(n) if n > 0 => ExitCode::Done,
