@@ -37,12 +37,17 @@ fn push(sb: &Sandbox, server: &ContractServer, args: &[&str]) -> Run {
     push_with_key(sb, server, TEST_KEY, args)
 }
 
-fn push_with_key(sb: &Sandbox, server: &ContractServer, key: &str, args: &[&str]) -> Run {
-    let out = sb
-        .cmd()
-        .arg("--api-url")
+/// The sandbox's command, pointed at `server` with `key`.
+fn cloud_cmd(sb: &Sandbox, server: &ContractServer, key: &str) -> std::process::Command {
+    let mut cmd = sb.cmd();
+    cmd.arg("--api-url")
         .arg(server.base_url())
-        .env("OMI_API_KEY", key)
+        .env("OMI_API_KEY", key);
+    cmd
+}
+
+fn push_with_key(sb: &Sandbox, server: &ContractServer, key: &str, args: &[&str]) -> Run {
+    let out = cloud_cmd(sb, server, key)
         .arg("push")
         .args(args)
         .output()
@@ -206,11 +211,7 @@ fn kill_9_during_push_or_auto_then_rerun_no_duplicates_nothing_missing() {
                 "--wait",
             ]
         };
-        let mut child = sb
-            .cmd()
-            .arg("--api-url")
-            .arg(server.base_url())
-            .env("OMI_API_KEY", TEST_KEY)
+        let mut child = cloud_cmd(&sb, &server, TEST_KEY)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

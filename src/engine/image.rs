@@ -244,14 +244,16 @@ pub fn pull_image(
         unit: "bytes",
     });
     let mut sink = LedgerSink::new(ledger, origin.clone());
-    let mut done = 0u64;
-    let mut progress = |n: u64| {
-        if n.is_multiple_of(IMAGE_BATCH_RECORDS as u64) {
-            events.emit(Event::Progress {
-                stage: Stage::Pull,
-                done: (done + n) * RECORD_BYTES as u64,
-                total: total * RECORD_BYTES as u64,
-            });
+    // Progress of one part, counted on from the records of the parts before it.
+    let progress_after = |before: u64| {
+        move |n: u64| {
+            if n.is_multiple_of(IMAGE_BATCH_RECORDS as u64) {
+                events.emit(Event::Progress {
+                    stage: Stage::Pull,
+                    done: (before + n) * RECORD_BYTES as u64,
+                    total: total * RECORD_BYTES as u64,
+                });
+            }
         }
     };
     let main_records = import_part(
@@ -260,25 +262,15 @@ pub fn pull_image(
         &mut sink,
         device,
         ring_id,
-        &mut progress,
+        &mut progress_after(0),
     )?;
-    done += main_records;
-    let mut progress = |n: u64| {
-        if n.is_multiple_of(IMAGE_BATCH_RECORDS as u64) {
-            events.emit(Event::Progress {
-                stage: Stage::Pull,
-                done: (done + n) * RECORD_BYTES as u64,
-                total: total * RECORD_BYTES as u64,
-            });
-        }
-    };
     let salvaged_records = import_part(
         &mut reader,
         Part::Salvage,
         &mut sink,
         device,
         ring_id,
-        &mut progress,
+        &mut progress_after(main_records),
     )?;
     let stored = sink.stored.clone();
     events.emit(Event::StageFinished {
