@@ -17,7 +17,7 @@ use crate::engine::EventSink;
 use crate::engine::push::{self, CloudStatus, Plan, PushOptions, PushReport, RealTime, Retraction};
 use crate::exit::{ExitCode, Failure};
 use crate::store::{Ledger, OutboxState};
-use crate::term::{BOLD, DIM, GOOD, WARN, paint};
+use crate::term::{BOLD, DIM, GOOD, WARN, duration, paint};
 use crate::timeline::Timeline;
 
 /// The push options from flags and config.
@@ -288,12 +288,7 @@ pub(super) fn summary(report: &PushReport, held: usize) -> String {
     );
     if report.queued > 0 {
         let when = report.next_attempt_at.unwrap_or_else(UtcMillis::now);
-        let secs = when.since(UtcMillis::now()).max(0) / 1000;
-        let in_about = if secs < 120 {
-            format!("{secs} s")
-        } else {
-            format!("{} min", secs / 60)
-        };
+        let in_about = duration(when.since(UtcMillis::now()).max(0) as f64 / 1000.0);
         s.push_str(&format!(
             "; {} queued: the next can go at {} (in about {in_about}): run omi-sync push again then, or use --wait",
             report.queued,
