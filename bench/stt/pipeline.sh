@@ -36,8 +36,8 @@ printf '[stt]\nworkers = %s\nthreads = 1\n' "$threads" > "$work/config.toml"
 
 ours_wer() {
   python3 - "$1" <<'PY'
-import json, re, subprocess, sys
-t = json.loads(subprocess.check_output(["target/release/omi-sync", "--data-dir", sys.argv[1],
+import json, os, re, subprocess, sys
+t = json.loads(subprocess.check_output([os.environ.get("CARGO_TARGET_DIR", "target") + "/release/omi-sync", "--data-dir", sys.argv[1],
     "--config", sys.argv[1] + ".none.toml", "timeline", "--json"]))
 hyp = " ".join(s["text"] or "" for c in t["conversations"] for s in c["segments"])
 ref = " ".join(l.rstrip("\n").split("\t")[3] for l in open("assets/demo/transcript.tsv")
@@ -67,7 +67,7 @@ ours=(); theirs=(); ours_w=(); theirs_w=()
 for i in $(seq "$runs"); do
   d="$work/run$i"
   s=$(date +%s.%N)
-  target/release/omi-sync --quiet --data-dir "$d" --config "$work/config.toml" --auto --dry-run --source demo >/dev/null
+  "${CARGO_TARGET_DIR:-target}"/release/omi-sync --quiet --data-dir "$d" --config "$work/config.toml" --auto --dry-run --source demo >/dev/null
   e=$(date +%s.%N)
   ours+=("$(python3 -c "print(round($audio/($e-$s),2))")")
   ours_w+=("$(ours_wer "$d")")
