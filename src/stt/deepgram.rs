@@ -9,7 +9,9 @@
 use serde::Deserialize;
 
 use super::http::{self, RetryPolicy};
-use super::{Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word};
+use super::{
+    Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes,
+};
 
 const ENGINE: &str = "deepgram";
 
@@ -248,7 +250,11 @@ pub fn parse_response(body: &str) -> Result<Transcript, SttError> {
             flush(&mut turn, &mut pieces);
         }
     }
-    Ok(Transcript { pieces, language })
+    Ok(Transcript {
+        pieces,
+        language,
+        word_times: WordTimes::Onsets,
+    })
 }
 
 impl Transcriber for DeepgramTranscriber {

@@ -321,6 +321,7 @@ pub fn filter(
         Transcript {
             pieces: kept,
             language: transcript.language.clone(),
+            word_times: transcript.word_times,
         },
         dropped,
     )
@@ -346,6 +347,7 @@ mod tests {
         let t = Transcript {
             pieces,
             language: None,
+            ..Default::default()
         };
         let (k, d) = filter(&t, audio, &GuardConfig::default());
         (k.text(), d.into_iter().map(|d| d.reason).collect())
@@ -452,6 +454,7 @@ mod tests {
         let t = Transcript {
             pieces: vec![piece("[BLANK_AUDIO]", 0.99, 0.01)],
             language: None,
+            ..Default::default()
         };
         let (k, d) = filter(&t, Some(&[0.0; 16_000]), &GuardConfig::off());
         assert_eq!(k.text(), "[BLANK_AUDIO]");

@@ -118,6 +118,21 @@ impl Piece {
     }
 }
 
+/// What an engine's word times mean, which decides how packing puts a word
+/// back into its segment ([`packing::map_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WordTimes {
+    /// Spans that may run over the pause beside the word (whisper.cpp's
+    /// timestamp-token heuristic): a word goes where it overlaps most.
+    #[default]
+    Spans,
+    /// Aligned onsets: a word's start is where it begins in the audio
+    /// (whisper.cpp's DTW, Deepgram, OpenAI word timestamps), while its end
+    /// may be a guess that runs into the next word's segment: a word goes
+    /// where it starts.
+    Onsets,
+}
+
 /// What an engine heard in one piece of audio.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Transcript {
@@ -125,6 +140,9 @@ pub struct Transcript {
     pub pieces: Vec<Piece>,
     /// The language the engine used or detected, when it says.
     pub language: Option<String>,
+    /// What the times of the pieces' `words` mean (words synthesized from a
+    /// piece's text are always [`WordTimes::Spans`]).
+    pub word_times: WordTimes,
 }
 
 impl Transcript {
@@ -364,6 +382,7 @@ mod tests {
                 },
             ],
             language: None,
+            ..Default::default()
         };
         assert_eq!(t.text(), "Hello. World");
         assert!(!t.is_silent());

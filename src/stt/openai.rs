@@ -12,7 +12,9 @@
 use serde::Deserialize;
 
 use super::http::{self, RetryPolicy};
-use super::{Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word};
+use super::{
+    Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes,
+};
 
 const ENGINE: &str = "openai";
 
@@ -236,6 +238,7 @@ pub fn parse_response(body: &str) -> Result<Transcript, SttError> {
     Ok(Transcript {
         pieces,
         language: v.language,
+        word_times: WordTimes::Onsets,
     })
 }
 

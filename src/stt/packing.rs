@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use super::guards::{self, GuardConfig};
-use super::{SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript};
+use super::{SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, WordTimes};
 
 /// Samples per millisecond at 16 kHz.
 const SPMS: i64 = (SAMPLE_RATE / 1000) as i64;
@@ -403,15 +403,22 @@ pub struct DroppedWord {
 /// Maps a window's transcript back to its parts.
 ///
 /// The transcript first goes through [`guards::filter`] (no-speech, loops,
-/// stock noise phrases, text over silence when `audio` is given). Each
-/// remaining word goes to the part its time span overlaps most (Whisper
-/// often stretches a word over the pause next to it, so the overlap is a
-/// sturdier rule than the midpoint); a word lying wholly in an inserted gap
-/// goes to the nearest part, unless it is more than
-/// [`GuardConfig::gap_tolerance_ms`] away from every part (text over no
-/// audio: dropped). Word start and end are clamped
-/// into the part, then shifted to absolute time. Pieces without word timings
-/// are spread over their words first ([`super::Piece::words_or_synthesized`]).
+/// stock noise phrases, text over silence when `audio` is given). Where each
+/// remaining word goes depends on what its times mean
+/// ([`super::WordTimes`]):
+///
+/// - aligned onsets (DTW, Deepgram): the part holding the word's start. The
+///   end is no guide: whisper.cpp ends a word where the next one starts,
+///   which for the last word before a pause is inside the next part.
+/// - spans (the timestamp heuristic, or words spread over a piece's text by
+///   [`super::Piece::words_or_synthesized`], which any piece without word
+///   times makes the whole window use): the part the span overlaps most,
+///   since Whisper often stretches a word over the pause beside it.
+///
+/// A word outside every part (in an inserted gap) goes to the nearest part,
+/// unless it is more than [`GuardConfig::gap_tolerance_ms`] away from every
+/// part (text over no audio: dropped). Word start and end are clamped into
+/// the part, then shifted to absolute time.
 ///
 /// Returns one [`PartTranscript`] per part of the window (empty words when
 /// nothing was heard there), and the dropped words.
@@ -444,17 +451,32 @@ pub fn map_window(
     if window.parts.is_empty() {
         return (out, dropped);
     }
+    let onsets = transcript.word_times == WordTimes::Onsets
+        && transcript
+            .pieces
+            .iter()
+            .all(|p| !p.words.is_empty() || p.text.trim().is_empty());
     for piece in &kept.pieces {
         for w in piece.words_or_synthesized() {
             let s = secs_to_ms(w.start);
             let e = secs_to_ms(w.end).max(s);
-            let idx = match best_overlap(&window.parts, s, e) {
+            let home = if onsets {
+                containing_part(&window.parts, s)
+            } else {
+                best_overlap(&window.parts, s, e)
+            };
+            let idx = match home {
                 Some(i) => i,
                 None => {
                     // Wholly in inserted silence (or past the end): the
-                    // nearest part, unless it is far from every part.
+                    // nearest part, unless it is far from every part. An
+                    // onset in a gap is a late start, so only it counts.
                     let (i, ds) = nearest_part(&window.parts, s);
-                    let (j, de) = nearest_part(&window.parts, e);
+                    let (j, de) = if onsets {
+                        (i, ds)
+                    } else {
+                        nearest_part(&window.parts, e)
+                    };
                     if ds.min(de) > guard.gap_tolerance_ms {
                         dropped.push(DroppedWord {
                             text: w.text.clone(),
@@ -480,6 +502,13 @@ pub fn map_window(
         p.words.sort_by_key(|w| (w.start_ms, w.end_ms));
     }
     (out, dropped)
+}
+
+/// The first part holding window time `t` (its ends included).
+fn containing_part(parts: &[Part], t: i64) -> Option<usize> {
+    parts
+        .iter()
+        .position(|p| p.offset_ms <= t && t <= p.window_end_ms())
 }
 
 /// The part a word `[s, e]` overlaps most (by ms of overlap; a zero-length
@@ -682,6 +711,7 @@ mod tests {
                 speaker: None,
             }],
             language: None,
+            word_times: WordTimes::Spans,
         }
     }
 
@@ -787,6 +817,50 @@ mod tests {
         // A short load is padded, not a panic.
         let audio = assemble(w, |_| Ok::<_, ()>(vec![1.0; 3])).unwrap();
         assert_eq!(audio.len(), w.len_samples());
+    }
+
+    #[test]
+    fn aligned_onsets_go_where_the_word_starts() {
+        let segs = vec![seg(1, 0, 0, 1_000), seg(2, 0, 1_300, 3_000)];
+        let w = &pack(&segs, &no_lead_in())[0];
+        // Part 1 at 0..1000, part 2 at 1400..3100 (the 400 ms minimum gap).
+        // As whisper.cpp's DTW gives them: each word ends where the next
+        // starts, so "morning" spans the gap, and "move" starts late, just
+        // past the end of its part.
+        let words = vec![
+            word_at(0.2, 0.85, "good"),
+            word_at(0.85, 1.6, "morning"),
+            word_at(1.6, 2.2, "did"),
+            word_at(2.2, 3.1, "you"),
+        ];
+        let mut t = transcript(words.clone());
+        t.word_times = WordTimes::Onsets;
+        let texts = |parts: &[PartTranscript], i: usize| {
+            parts[i]
+                .words
+                .iter()
+                .map(|w| w.text.clone())
+                .collect::<Vec<_>>()
+        };
+        let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
+        assert!(dropped.is_empty());
+        assert_eq!(texts(&parts, 0), ["good", "morning"]);
+        assert_eq!(texts(&parts, 1), ["did", "you"]);
+        // Clamped into its part: the word does not run into the gap.
+        assert_eq!(parts[0].words[1].end_ms, 1_000);
+
+        let late = vec![word_at(0.1, 0.9, "we"), word_at(1.06, 1.7, "move")];
+        let mut t = transcript(late.clone());
+        t.word_times = WordTimes::Onsets;
+        let (parts, _) = map_window(w, &t, None, &GuardConfig::default());
+        assert_eq!(texts(&parts, 0), ["we", "move"]);
+
+        // The same times read as spans follow the overlap: the rule the
+        // timestamp heuristic needs, and the one that misplaced these.
+        let (parts, _) = map_window(w, &transcript(words), None, &GuardConfig::default());
+        assert_eq!(texts(&parts, 0), ["good"]);
+        let (parts, _) = map_window(w, &transcript(late), None, &GuardConfig::default());
+        assert_eq!(texts(&parts, 0), ["we"]);
     }
 
     #[test]

@@ -14,7 +14,9 @@ use whisper_rs::{
     WhisperContextParameters,
 };
 
-use super::{Piece, SttError, TranscribeOptions, Transcriber, Transcript, Word, check_audio};
+use super::{
+    Piece, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes, check_audio,
+};
 
 const ENGINE: &str = "whisper";
 
@@ -382,6 +384,11 @@ impl Transcriber for WhisperTranscriber {
         Ok(Transcript {
             pieces,
             language: language.map(str::to_string),
+            word_times: if self.model.dtw {
+                WordTimes::Onsets
+            } else {
+                WordTimes::Spans
+            },
         })
     }
 }

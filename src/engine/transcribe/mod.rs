@@ -252,6 +252,29 @@ fn summary(r: &TranscribeReport) -> String {
     s
 }
 
+/// Logs (at trace level) where a window's parts sit and every word the
+/// engine heard with its window time, to diagnose a word landing in the
+/// wrong segment (`RUST_LOG=omi_sync=trace`).
+fn trace_window(window: &Window, raw: &stt::Transcript) {
+    let parts: Vec<String> = window
+        .parts
+        .iter()
+        .map(|p| format!("#{} {}-{} ms", p.segment_id, p.offset_ms, p.window_end_ms()))
+        .collect();
+    let words: Vec<String> = raw
+        .pieces
+        .iter()
+        .flat_map(|piece| piece.words_or_synthesized())
+        .map(|w| format!("{} {:.2}-{:.2}", w.text.trim(), w.start, w.end))
+        .collect();
+    tracing::trace!(
+        "window {}: parts [{}]; words [{}]",
+        window.index,
+        parts.join(", "),
+        words.join(", ")
+    );
+}
+
 /// Where results go as they land: the ledger, the events, the report.
 struct ResultSink<'a> {
     ledger: &'a Ledger,
@@ -274,6 +297,9 @@ impl ResultSink<'_> {
         };
         match outcome.result {
             Ok(result) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    trace_window(&outcome.job.window, &result.raw);
+                }
                 for d in &result.dropped {
                     tracing::debug!(
                         "dropped `{}` at {} ms of window {}: {:?}",
