@@ -57,7 +57,8 @@ pub struct Word {
     /// The word as the engine spelled it, punctuation included, no leading
     /// or trailing whitespace.
     pub text: String,
-    /// The engine's confidence in this word, 0..=1, when it reports one.
+    /// The engine's confidence in this word, 0..=1, when it reports one
+    /// (Whisper: the geometric mean probability of its tokens).
     pub confidence: Option<f32>,
     /// The speaker label (0, 1, ...) when the engine diarizes.
     pub speaker: Option<u32>,

@@ -22,7 +22,9 @@
 use std::collections::HashMap;
 
 use super::guards::{self, GuardConfig};
-use super::{SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, WordTimes};
+use super::{
+    Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes,
+};
 
 /// Samples per millisecond at 16 kHz.
 const SPMS: i64 = (SAMPLE_RATE / 1000) as i64;
@@ -428,6 +430,18 @@ pub fn map_window(
     audio: Option<&[f32]>,
     guard: &GuardConfig,
 ) -> (Vec<PartTranscript>, Vec<DroppedWord>) {
+    let onsets = transcript.word_times == WordTimes::Onsets
+        && transcript
+            .pieces
+            .iter()
+            .all(|p| !p.words.is_empty() || p.text.trim().is_empty());
+    let by_part;
+    let transcript = if onsets {
+        by_part = split_at_parts(window, transcript);
+        &by_part
+    } else {
+        transcript
+    };
     let (kept, dropped_pieces) = guards::filter(transcript, audio, guard);
     let mut dropped: Vec<DroppedWord> = dropped_pieces
         .into_iter()
@@ -451,17 +465,12 @@ pub fn map_window(
     if window.parts.is_empty() {
         return (out, dropped);
     }
-    let onsets = transcript.word_times == WordTimes::Onsets
-        && transcript
-            .pieces
-            .iter()
-            .all(|p| !p.words.is_empty() || p.text.trim().is_empty());
     for piece in &kept.pieces {
         for w in piece.words_or_synthesized() {
             let s = secs_to_ms(w.start);
             let e = secs_to_ms(w.end).max(s);
             let home = if onsets {
-                containing_part(&window.parts, s)
+                onset_part(&window.parts, s)
             } else {
                 best_overlap(&window.parts, s, e)
             };
@@ -504,11 +513,79 @@ pub fn map_window(
     (out, dropped)
 }
 
-/// The first part holding window time `t` (its ends included).
-fn containing_part(parts: &[Part], t: i64) -> Option<usize> {
-    parts
-        .iter()
-        .position(|p| p.offset_ms <= t && t <= p.window_end_ms())
+/// Regroups a transcript with aligned onsets into one piece per run of
+/// words starting in the same part, so the guards judge each segment's text
+/// on its own: whisper.cpp decoding without timestamp tokens gives a single
+/// piece for the whole window, and a stock phrase heard over one noisy
+/// segment must not hide inside it. A run's confidence is the geometric
+/// mean of its words'; its no-speech probability is the piece's.
+fn split_at_parts(window: &Window, transcript: &Transcript) -> Transcript {
+    let mut pieces = Vec::new();
+    for piece in &transcript.pieces {
+        let mut run: Vec<Word> = Vec::new();
+        let mut run_part = None;
+        for w in &piece.words {
+            let s = secs_to_ms(w.start);
+            let part =
+                onset_part(&window.parts, s).unwrap_or_else(|| nearest_part(&window.parts, s).0);
+            if run_part != Some(part) && !run.is_empty() {
+                pieces.push(piece_of_words(piece, std::mem::take(&mut run)));
+            }
+            run_part = Some(part);
+            run.push(w.clone());
+        }
+        if !run.is_empty() {
+            pieces.push(piece_of_words(piece, run));
+        }
+    }
+    Transcript {
+        pieces,
+        language: transcript.language.clone(),
+        word_times: transcript.word_times,
+    }
+}
+
+/// A piece holding `words` (not empty), cut from `from`.
+fn piece_of_words(from: &Piece, words: Vec<Word>) -> Piece {
+    let confs: Option<Vec<f32>> = words.iter().map(|w| w.confidence).collect();
+    let confidence = match confs {
+        Some(c) if !c.is_empty() => {
+            let mean_ln =
+                c.iter().map(|x| f64::from(x.max(1e-6)).ln()).sum::<f64>() / c.len() as f64;
+            Some(mean_ln.exp() as f32)
+        }
+        _ => from.confidence,
+    };
+    Piece {
+        start: words[0].start,
+        end: words[words.len() - 1].end,
+        text: words
+            .iter()
+            .map(|w| w.text.trim())
+            .collect::<Vec<_>>()
+            .join(" "),
+        no_speech_prob: from.no_speech_prob,
+        confidence,
+        speaker: from.speaker,
+        words,
+    }
+}
+
+/// The part an aligned onset at window time `t` belongs to: the part
+/// holding it, else, in the gap between two parts, the one before. DTW
+/// onsets run late, never early: measured on the demo, first words start
+/// 0.2-0.5 s into their segment, and a sentence's last word before a long
+/// pause can start up to 0.8 s into the silence after it. `None` before the
+/// first part or after the last.
+fn onset_part(parts: &[Part], t: i64) -> Option<usize> {
+    let after = parts.iter().position(|p| t < p.offset_ms);
+    match after {
+        Some(0) => None,
+        Some(i) if t > parts[i - 1].window_end_ms() => Some(i - 1),
+        _ => parts
+            .iter()
+            .position(|p| p.offset_ms <= t && t <= p.window_end_ms()),
+    }
 }
 
 /// The part a word `[s, e]` overlaps most (by ms of overlap; a zero-length
@@ -666,7 +743,6 @@ fn finish(parts: Vec<PartTranscript>) -> SegmentTranscript {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stt::{Piece, Word};
     use proptest::prelude::*;
 
     fn seg(id: i64, group: i64, start: i64, end: i64) -> SpeechSegment {
@@ -854,6 +930,12 @@ mod tests {
         t.word_times = WordTimes::Onsets;
         let (parts, _) = map_window(w, &t, None, &GuardConfig::default());
         assert_eq!(texts(&parts, 0), ["we", "move"]);
+        // Even when the late onset is nearer the next part.
+        let mut t = transcript(vec![word_at(0.1, 1.35, "is"), word_at(1.35, 1.8, "it")]);
+        t.word_times = WordTimes::Onsets;
+        let (parts, _) = map_window(w, &t, None, &GuardConfig::default());
+        assert_eq!(texts(&parts, 0), ["is", "it"]);
+        assert!(parts[1].words.is_empty());
 
         // The same times read as spans follow the overlap: the rule the
         // timestamp heuristic needs, and the one that misplaced these.
@@ -861,6 +943,41 @@ mod tests {
         assert_eq!(texts(&parts, 0), ["good"]);
         let (parts, _) = map_window(w, &transcript(late), None, &GuardConfig::default());
         assert_eq!(texts(&parts, 0), ["we"]);
+    }
+
+    #[test]
+    fn one_piece_over_many_segments_is_judged_segment_by_segment() {
+        let segs = vec![seg(1, 0, 0, 2_000), seg(2, 0, 2_300, 3_300)];
+        let w = &pack(&segs, &no_lead_in())[0];
+        // Part 1 at 0..2000, part 2 at 2400..3400. One piece for the whole
+        // window (whisper.cpp without timestamp tokens), confident overall,
+        // with a doubtful stock phrase over the second segment.
+        let mut words = vec![
+            word_at(0.1, 0.6, "Hello"),
+            word_at(0.6, 1.9, "world."),
+            word_at(2.5, 2.9, "Thank"),
+            word_at(2.9, 3.3, "you."),
+        ];
+        for (w, c) in words.iter_mut().zip([0.95, 0.9, 0.5, 0.6]) {
+            w.confidence = Some(c);
+        }
+        let mut t = transcript(words);
+        t.word_times = WordTimes::Onsets;
+        t.pieces[0].confidence = Some(0.8);
+        let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
+        let texts: Vec<Vec<&str>> = parts
+            .iter()
+            .map(|p| p.words.iter().map(|w| w.text.as_str()).collect())
+            .collect();
+        assert_eq!(texts, [vec!["Hello", "world."], vec![]]);
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert_eq!(dropped[0].text, "Thank you.");
+        assert_eq!(dropped[0].reason, guards::DropReason::NoisePhrase);
+        // Read as one piece, the phrase would have stayed.
+        t.word_times = WordTimes::Spans;
+        let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
+        assert!(dropped.is_empty());
+        assert_eq!(parts[1].words.len(), 2);
     }
 
     #[test]
