@@ -240,7 +240,12 @@ fn main() {
             }
             let m = median(times);
             println!(
-                "\nwhisper.cpp (whisper-rs, greedy, token timestamps), {threads} threads, {} windows, {window_s:.1} s of window audio:",
+                "\nwhisper.cpp (whisper-rs, greedy, {}), {threads} threads, {} windows, {window_s:.1} s of window audio:",
+                if dtw {
+                    "DTW word times, no timestamp tokens"
+                } else {
+                    "timestamp-token word times"
+                },
                 packed.len()
             );
             println!(

@@ -53,7 +53,7 @@ fn timeline_segments(sb: &Sandbox) -> Vec<(i64, String, Option<String>)> {
 /// the Opus round trip. tiny.en scores 5.9% on the isolated fixtures
 /// (`stt_whisper`); the demo adds segment boundaries cut by VAD, a noise
 /// floor and two harder voices (it mishears a few words: "mekla" for
-/// "backlog"). Measured at 16.5% here (faster-whisper on the same audio:
+/// "backlog"). Measured at 17.3% here (faster-whisper on the same audio:
 /// 15.1%); 25% still catches any real break
 /// (wrong audio, misplaced windows, dropped segments give 60-100%).
 const DEMO_WER_BOUND: f64 = 0.25;

@@ -53,12 +53,12 @@ EOF
 for h in "$@"; do
   work="$(mktemp -d)"
   desc="$(make_backlog "$h" "$work/in")"
-  /usr/bin/time -v target/release/omi-sync --quiet --data-dir "$work/data" \
+  /usr/bin/time -v "${CARGO_TARGET_DIR:-target}"/release/omi-sync --quiet --data-dir "$work/data" \
     --config "$work/none.toml" --auto --dry-run --source "$work/in" >/dev/null 2>"$work/time.txt" || {
     grep -v "^\t" "$work/time.txt" | tail -20 >&2; exit 1; }
   rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$work/time.txt")
   wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$work/time.txt")
-  pending=$(target/release/omi-sync --data-dir "$work/data" --config "$work/none.toml" segments 2>/dev/null | grep -c pending || true)
+  pending=$("${CARGO_TARGET_DIR:-target}"/release/omi-sync --data-dir "$work/data" --config "$work/none.toml" segments 2>/dev/null | grep -c pending || true)
   echo "backlog ${h} h ($desc): max RSS $((rss / 1024)) MiB, wall $wall, segments still pending: $pending"
   rm -rf "$work"
 done
