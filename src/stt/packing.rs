@@ -409,17 +409,21 @@ pub struct DroppedWord {
 /// remaining word goes depends on what its times mean
 /// ([`super::WordTimes`]):
 ///
-/// - aligned onsets (DTW, Deepgram): the part holding the word's start. The
-///   end is no guide: whisper.cpp ends a word where the next one starts,
-///   which for the last word before a pause is inside the next part.
+/// - aligned onsets (DTW, Deepgram): the part holding the word's start, or,
+///   for a start in the gap between two parts, the part before it (DTW
+///   onsets run late). The end is no guide: whisper.cpp ends a word where
+///   the next one starts, which for the last word before a pause is inside
+///   the next part. Pieces are first regrouped per part, so the guards
+///   judge each segment's words on their own.
 /// - spans (the timestamp heuristic, or words spread over a piece's text by
 ///   [`super::Piece::words_or_synthesized`], which any piece without word
 ///   times makes the whole window use): the part the span overlaps most,
 ///   since Whisper often stretches a word over the pause beside it.
 ///
-/// A word outside every part (in an inserted gap) goes to the nearest part,
-/// unless it is more than [`GuardConfig::gap_tolerance_ms`] away from every
-/// part (text over no audio: dropped). Word start and end are clamped into
+/// Any other word outside every part (in a gap, the lead-in or past the
+/// end) goes to the nearest part, unless it is more than
+/// [`GuardConfig::gap_tolerance_ms`] away from every part (text over no
+/// audio: dropped). Word start and end are clamped into
 /// the part, then shifted to absolute time.
 ///
 /// Returns one [`PartTranscript`] per part of the window (empty words when
