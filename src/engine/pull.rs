@@ -447,23 +447,23 @@ mod tests {
     use crate::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_records};
     use crate::engine::Silent;
 
-    fn opts() -> PullOptions {
-        PullOptions {
+    /// A pull from `conn` into `ledger` as the tests run it: a fixed clock,
+    /// no waiting between reconnects, batches of 100, one VAD worker.
+    fn pull_from(ledger: &mut Ledger, conn: &mut dyn Connector) -> (PullSummary, Option<PullStop>) {
+        let opts = PullOptions {
             time_sync: TimeSync::At(1_717_300_000),
             reconnect_backoff: Duration::ZERO,
             busy_backoff: Duration::ZERO,
             max_reconnects: 20,
             batch_records: 100,
             ..PullOptions::default()
-        }
-    }
-
-    fn analyze_opts() -> AnalyzeOptions {
-        AnalyzeOptions {
+        };
+        let analyze_opts = AnalyzeOptions {
             params: crate::vad::VadParams::default(),
             rerun_all: false,
             workers: 1,
-        }
+        };
+        pull(ledger, conn, "sim:test", &opts, &analyze_opts, &Silent).unwrap()
     }
 
     fn image(records: u64) -> Vec<u8> {
@@ -507,15 +507,7 @@ mod tests {
             );
         });
         let mut conn = sim.clone();
-        let (summary, stop) = pull(
-            &mut ledger,
-            &mut conn,
-            "sim:test",
-            &opts(),
-            &analyze_opts(),
-            &Silent,
-        )
-        .unwrap();
+        let (summary, stop) = pull_from(&mut ledger, &mut conn);
         assert!(stop.is_none(), "{:?}", summary.error);
         assert!(summary.link.drops > 3, "{:?}", summary.link);
         assert_eq!(summary.stored.new_records, 1000);
@@ -528,15 +520,7 @@ mod tests {
         }
         assert_eq!(sim.metadata().read_seq, 1000);
         // Again: nothing new.
-        let (again, _) = pull(
-            &mut ledger,
-            &mut conn,
-            "sim:test",
-            &opts(),
-            &analyze_opts(),
-            &Silent,
-        )
-        .unwrap();
+        let (again, _) = pull_from(&mut ledger, &mut conn);
         assert_eq!(again.stored.new_records, 0);
     }
 
@@ -548,15 +532,7 @@ mod tests {
         std::fs::write(dir.path().join("captures"), b"in the way").unwrap();
         let sim = SimPendant::from_image(image(300), "").unwrap();
         let mut conn = sim.clone();
-        let (summary, stop) = pull(
-            &mut ledger,
-            &mut conn,
-            "sim:test",
-            &opts(),
-            &analyze_opts(),
-            &Silent,
-        )
-        .unwrap();
+        let (summary, stop) = pull_from(&mut ledger, &mut conn);
         assert!(matches!(stop, Some(PullStop::Ledger(_))), "{stop:?}");
         assert!(summary.error.unwrap().contains("captures"));
         assert!(sim.advances().is_empty());
