@@ -12,7 +12,7 @@
 //!
 //! The model is `$OMI_SYNC_MODEL`, else `../shared/models/ggml-tiny.en.bin`.
 
-#[path = "../tests/stt_common/mod.rs"]
+#[path = "../tests/integration/stt_common/mod.rs"]
 mod stt_common;
 
 use std::time::Instant;

@@ -17,7 +17,7 @@
 //! Accepted keys: any `omi_dev_` + 32 lowercase hex, e.g.
 //! `omi_dev_0123456789abcdef0123456789abcdef`.
 
-#[path = "../tests/support/contract_server.rs"]
+#[path = "../tests/integration/support/contract_server.rs"]
 mod contract_server;
 
 use std::io::{Read, Write};

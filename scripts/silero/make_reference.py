@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference data for tests/vad_parity.rs: audio, onnxruntime probabilities, spans.
+"""Reference data for tests/integration/vad_parity.rs: audio, onnxruntime probabilities, spans.
 
 Writes, under tests/data/vad/:
 

@@ -2,7 +2,7 @@
 # Makes the STT test fixtures from scripts/stt/utterances.txt:
 #   1. espeak-ng speaks each sentence (voice per line, 160 wpm), sox turns it
 #      into 16 kHz mono signed 16-bit raw PCM;
-#   2. `make_fixtures` (an ignored test in tests/stt_fixtures.rs) encodes the
+#   2. `make_fixtures` (an ignored test in tests/integration/stt_fixtures.rs) encodes the
 #      utterances back to back with Opus exactly as the pendant does (16 kHz
 #      mono, 20 ms frames, 32 kbps VBR, complexity 3, restricted low delay),
 #      writes tests/data/stt/utterances.bin (phone-app WAL layout:
@@ -25,5 +25,5 @@ grep -v '^#' "$here/utterances.txt" | while IFS='|' read -r voice text; do
 done
 cd "$root"
 STT_FIXTURE_LIST="$work/list.tsv" STT_FIXTURE_OUT="$root/tests/data/stt" \
-  cargo test --test stt_fixtures -- --ignored make_fixtures --nocapture
+  cargo test --test integration stt_fixtures -- --ignored make_fixtures --nocapture
 ls -l "$root/tests/data/stt"

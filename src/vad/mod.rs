@@ -4,7 +4,7 @@
 //! [`SileroVad`] is the network of silero-vad 6.2.3's
 //! `silero_vad_16k_op15.onnx` (weights embedded from `assets/silero/`, no
 //! ONNX runtime): one speech probability per 512-sample window of 16 kHz
-//! audio, matching onnxruntime within 1e-4 (`tests/vad_parity.rs`).
+//! audio, matching onnxruntime within 1e-4 (`tests/integration/vad_parity.rs`).
 //! [`spans_from_probabilities`] turns probabilities into speech spans with
 //! the package's `get_speech_timestamps` rules; [`SpeechDetector`] does both
 //! over a stream in bounded memory, and [`speech_spans`] over a whole

@@ -2,7 +2,7 @@
 //! every kind of bad input: each gets a clear, located message and the rest
 //! is still imported.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, body, demo_frames, write_demo};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! The data directory is a 460 KB tmpfs mounted in a private mount namespace
 //! (`unshare -rm`, which needs no root), so the disk really fills up.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

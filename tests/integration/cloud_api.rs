@@ -1,7 +1,7 @@
 //! The API client against the contract server over loopback: every server
 //! outcome is classified right, and list/get/delete work.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::thread;

@@ -2,8 +2,8 @@
 //! exactly once through faults, crashes and edits; the rate limit; dry runs;
 //! held and refused conversations; and the key never leaking.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

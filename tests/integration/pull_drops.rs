@@ -5,7 +5,7 @@
 //! pendant is only ever advanced past data the ledger already holds, and a
 //! drop costs less than one batch of re-sent bytes.
 
-mod common;
+use crate::common;
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! answers, with the real retry policy, ends with the conversation created
 //! once on the contract server.
 
-mod support;
+use crate::support;
 
 use std::cell::Cell;
 use std::thread;

@@ -5,8 +5,8 @@
 //! The real-model tests need `OMI_SYNC_MODEL` (ggml tiny.en); with `CI` set a
 //! missing model fails them, locally they are skipped loudly.
 
-mod common;
-mod stt_common;
+use crate::common;
+use crate::stt_common;
 
 use std::collections::HashMap;
 use std::process::Stdio;

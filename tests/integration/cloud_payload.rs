@@ -2,7 +2,7 @@
 //! accepts; oversize conversations fit in 500 segments with all text kept;
 //! the session id follows membership.
 
-mod support;
+use crate::support;
 
 use omi_sync::clock::UtcMillis;
 use omi_sync::cloud::api::PushOutcome;

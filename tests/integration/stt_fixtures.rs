@@ -1,7 +1,7 @@
 //! The Opus fixtures: how they are made (ignored test driven by
 //! `scripts/stt/make_fixtures.sh`) and a check that they decode.
 
-mod stt_common;
+use crate::stt_common;
 
 use std::io::Write;
 

@@ -11,7 +11,7 @@
 //! the en-us voice alone; the RP and +f2 voices are misheard most), so that
 //! test allows 35% (wrong-rate or garbled audio would land far above).
 
-mod stt_common;
+use crate::stt_common;
 
 use std::sync::Arc;
 

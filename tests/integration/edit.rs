@@ -1,7 +1,7 @@
 //! `merge`, `split`, `undo`, `redo` through the real binary, persisted in the
 //! ledger, and surviving a re-run of VAD with other settings.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, write_demo};
 use serde_json::Value;

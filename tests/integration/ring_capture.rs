@@ -2,7 +2,7 @@
 //! every record's timestamp is used, recording gaps are kept, clock-not-set
 //! audio gets an estimated time, and a dangling length byte is reported.
 
-mod common;
+use crate::common;
 
 use common::{demo_frames, pack_records as records};
 use omi_sync::audio::Codec;

@@ -1,7 +1,7 @@
 //! The API key never shows: not in Debug output, error messages, outcomes,
 //! dry-run renderings, limiter state, nor what a misbehaving server echoes.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! serving an image file over the real byte protocol, the ledger, VAD and
 //! the timeline.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
