@@ -7,12 +7,21 @@
 //! estimated. That trust travels with the audio to the timeline (where it is a
 //! conversation boundary) and to the cloud (where estimated times are held for
 //! review).
+//!
+//! The engine reads the time and sleeps through one [`Clock`]: the system's
+//! ([`SystemClock`]), or a [`ManualClock`] that tests move by hand, so a run
+//! that waits an hour for the cloud's rate limit can be tested in
+//! microseconds. Every sleep also wakes when its [`Cancel`] fires.
 
 use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::cancel::{Cancel, Cancelled};
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,6 +97,107 @@ impl UtcMillis {
 impl fmt::Display for UtcMillis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Serde for a [`UtcMillis`] as RFC 3339 text (`#[serde(with = "rfc3339")]`),
+/// where a reader expects a date rather than a count of milliseconds.
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::UtcMillis;
+
+    /// Writes `2024-05-29T16:26:40.123Z`.
+    pub fn serialize<S: Serializer>(t: &UtcMillis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    /// Reads RFC 3339 text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UtcMillis, D::Error> {
+        let text = String::deserialize(d)?;
+        UtcMillis::parse_flexible(&text)
+            .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text}")))
+    }
+}
+
+/// Where the engine reads the time and how it waits.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> UtcMillis;
+
+    /// Waits until `until` (at once if it has passed), or until `cancel`
+    /// fires (then `Err`).
+    fn sleep_until(&self, until: UtcMillis, cancel: &Cancel) -> Result<(), Cancelled>;
+
+    /// Waits for `duration`, or until `cancel` fires.
+    fn sleep(&self, duration: Duration, cancel: &Cancel) -> Result<(), Cancelled> {
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        self.sleep_until(self.now().plus_ms(ms), cancel)
+    }
+}
+
+/// The system clock ([`UtcMillis::now`], which honours `OMI_SYNC_NOW`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UtcMillis {
+        UtcMillis::now()
+    }
+
+    fn sleep_until(&self, until: UtcMillis, cancel: &Cancel) -> Result<(), Cancelled> {
+        let ms = until.since(self.now());
+        if ms <= 0 {
+            return cancel.check();
+        }
+        cancel.sleep(Duration::from_millis(ms as u64))
+    }
+}
+
+/// A clock that moves only when told to, or when something sleeps on it
+/// (the sleep jumps the clock to its deadline and returns at once): for
+/// tests and simulations of long waits.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<UtcMillis>,
+    slept: Mutex<Vec<UtcMillis>>,
+}
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: UtcMillis) -> Self {
+        ManualClock {
+            now: Mutex::new(start),
+            slept: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now = now.plus_ms(ms.max(0));
+    }
+
+    /// The deadline of every sleep so far, in order.
+    pub fn sleeps(&self) -> Vec<UtcMillis> {
+        self.slept.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UtcMillis {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sleep_until(&self, until: UtcMillis, cancel: &Cancel) -> Result<(), Cancelled> {
+        cancel.check()?;
+        self.slept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(until);
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now = (*now).max(until);
+        Ok(())
     }
 }
 
@@ -169,6 +279,47 @@ mod tests {
     #[test]
     fn earliest_plausible_is_2024() {
         assert_eq!(EARLIEST_PLAUSIBLE.to_rfc3339(), "2024-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_manual_clock_jumps_to_each_deadline_and_a_cancel_stops_it() {
+        let c = ManualClock::new(UtcMillis(1_000));
+        let cancel = Cancel::new();
+        c.sleep(Duration::from_secs(3600), &cancel).unwrap();
+        assert_eq!(c.now(), UtcMillis(3_601_000));
+        c.sleep_until(UtcMillis(5), &cancel).unwrap();
+        assert_eq!(c.now(), UtcMillis(3_601_000), "a past deadline does not move it back");
+        c.advance(9);
+        assert_eq!(c.now(), UtcMillis(3_601_009));
+        cancel.cancel();
+        assert_eq!(c.sleep(Duration::from_secs(1), &cancel), Err(Cancelled));
+        assert_eq!(c.sleeps(), vec![UtcMillis(3_601_000), UtcMillis(5)]);
+    }
+
+    #[test]
+    fn the_system_clock_sleep_wakes_on_cancel() {
+        let cancel = Cancel::new();
+        let w = cancel.clone();
+        let t = std::thread::spawn(move || {
+            SystemClock.sleep_until(UtcMillis::now().plus_ms(3_600_000), &w)
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        cancel.cancel();
+        assert_eq!(t.join().unwrap(), Err(Cancelled));
+    }
+
+    #[test]
+    fn rfc3339_serde_round_trips() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct T {
+            #[serde(with = "rfc3339")]
+            at: UtcMillis,
+        }
+        let t = T { at: UtcMillis(1_717_000_000_123) };
+        let j = serde_json::to_string(&t).unwrap();
+        assert_eq!(j, r#"{"at":"2024-05-29T16:26:40.123Z"}"#);
+        assert_eq!(serde_json::from_str::<T>(&j).unwrap(), t);
+        assert!(serde_json::from_str::<T>(r#"{"at":"noon"}"#).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! work finishes.
 
 pub mod audio;
+pub mod cancel;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
