@@ -288,7 +288,11 @@ mod tests {
         c.sleep(Duration::from_secs(3600), &cancel).unwrap();
         assert_eq!(c.now(), UtcMillis(3_601_000));
         c.sleep_until(UtcMillis(5), &cancel).unwrap();
-        assert_eq!(c.now(), UtcMillis(3_601_000), "a past deadline does not move it back");
+        assert_eq!(
+            c.now(),
+            UtcMillis(3_601_000),
+            "a past deadline does not move it back"
+        );
         c.advance(9);
         assert_eq!(c.now(), UtcMillis(3_601_009));
         cancel.cancel();
@@ -315,7 +319,9 @@ mod tests {
             #[serde(with = "rfc3339")]
             at: UtcMillis,
         }
-        let t = T { at: UtcMillis(1_717_000_000_123) };
+        let t = T {
+            at: UtcMillis(1_717_000_000_123),
+        };
         let j = serde_json::to_string(&t).unwrap();
         assert_eq!(j, r#"{"at":"2024-05-29T16:26:40.123Z"}"#);
         assert_eq!(serde_json::from_str::<T>(&j).unwrap(), t);

@@ -9,6 +9,7 @@
 //! | 5 | temporary failure: try again later (network, rate limit, busy device) |
 //! | 7 | fatal: needs a person (ledger unusable, disk full, missing model, bad key) |
 //! | 9 | nothing to do |
+//! | 130 | stopped by Ctrl-C or SIGTERM (everything done before is kept) |
 
 /// A process exit code with a meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum ExitCode {
     Fatal,
     /// 9: nothing to do.
     NothingToDo,
+    /// 130: interrupted (Ctrl-C, SIGTERM).
+    Interrupted,
 }
 
 impl ExitCode {
@@ -40,6 +43,7 @@ impl ExitCode {
             ExitCode::Temporary => 5,
             ExitCode::Fatal => 7,
             ExitCode::NothingToDo => 9,
+            ExitCode::Interrupted => 130,
         }
     }
 }
@@ -51,6 +55,10 @@ pub struct Failure {
     pub code: ExitCode,
     /// The error, with its chain of causes.
     pub error: anyhow::Error,
+    /// What to do about it, in the command line's words.
+    pub hint: Option<String>,
+    /// What to do about it, typed (for `--json`).
+    pub remedy: Option<crate::engine::remedy::Remedy>,
 }
 
 impl Failure {
@@ -59,6 +67,8 @@ impl Failure {
         Failure {
             code,
             error: error.into(),
+            hint: None,
+            remedy: None,
         }
     }
 
@@ -76,39 +86,12 @@ impl Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let error = e.into();
-        let code = if needs_a_person(&error) {
-            ExitCode::Fatal
-        } else {
-            ExitCode::Failed
+        let code = match crate::engine::jobs::classify(error.as_ref()) {
+            crate::engine::jobs::ErrorClass::NeedsPerson => ExitCode::Fatal,
+            _ => ExitCode::Failed,
         };
-        Failure { code, error }
+        Failure::new(code, error)
     }
-}
-
-/// Whether an error is one a retry cannot fix: a full disk, a read-only or
-/// damaged database, a permission problem.
-fn needs_a_person(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return io.raw_os_error() == Some(28) // ENOSPC
-                || io.kind() == std::io::ErrorKind::PermissionDenied
-                || io.kind() == std::io::ErrorKind::ReadOnlyFilesystem;
-        }
-        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
-        {
-            use rusqlite::ErrorCode::*;
-            return matches!(
-                e.code,
-                DiskFull
-                    | ReadOnly
-                    | DatabaseCorrupt
-                    | NotADatabase
-                    | CannotOpen
-                    | PermissionDenied
-            );
-        }
-        false
-    })
 }
 
 /// The result of a command: an exit code on success, or a failure.

@@ -1,27 +1,17 @@
 //! `omi-sync --auto`: the whole job, headless, for cron and systemd timers.
 
 use anyhow::anyhow;
-use serde::Serialize;
 
 use super::Context;
-use super::device::pendant_failure;
-use super::import::{analyze_options, import_exit_code};
-use super::push::{self as push_cmd, PushStage};
+use super::import::import_exit_code;
+use super::push::{self as push_cmd, print_dry_run};
 use super::transcribe;
-use crate::cli::{PushArgs, TranscribeArgs};
-use crate::engine::image::ImageStop;
-use crate::engine::job::{self, JobError, JobReport, Pulled, Source};
-use crate::engine::push::CloudStatus;
-use crate::engine::{Event, EventSink};
+use crate::cli::PushArgs;
+use crate::engine::auto::{AutoReport, Pulled, Source};
+use crate::engine::jobs::Job;
+use crate::engine::report::JobReport;
 use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::term::{GOOD, paint};
-
-#[derive(Serialize)]
-struct Done<'a> {
-    event: &'static str,
-    report: &'a JobReport,
-    push: &'a PushStage,
-}
 
 /// `omi-sync --auto [--source SOURCE] [--dry-run] [--wait] [--allow-estimated-times]`
 pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> CommandResult {
@@ -33,45 +23,20 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
         ))
     })?;
     let source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;
-    let mut ledger = ctx.ledger()?;
-    let _lock = ctx.run_lock()?;
-    let progress = ctx.out.event_stream();
-    // Without an engine (no model, no key) the rest still runs: the speech
-    // waits, pending, for a run that has one, and the warning says how.
-    let stt = match transcribe::setup(ctx, &TranscribeArgs::default()) {
-        Ok(s) => Some(s),
-        Err(f) => {
-            progress.emit(Event::Warning {
-                origin: "transcribe".into(),
-                message: format!("{:#}; transcription skipped this run", f.error),
-            });
-            None
-        }
+    let job = Job::Auto {
+        source,
+        push: push_cmd::request(push_args),
     };
-    let (report, timeline) = job::run(
-        &mut ledger,
-        &source,
-        &analyze_options(ctx, false),
-        stt.as_ref().map(|(e, o)| (e, o)),
-        &ctx.rules(),
-        &progress,
-    )
-    .map_err(job_failure)?;
-    let pushed = push_cmd::stage(ctx, &ledger, &timeline, push_args, &progress, true)?;
-    let held = pushed
-        .conversations
-        .iter()
-        .filter(|c| matches!(c.status, CloudStatus::Held { .. }))
-        .count();
-    if ctx.out.json {
-        let line = serde_json::to_string(&Done {
-            event: "done",
-            report: &report,
-            push: &pushed,
-        })
-        .unwrap_or_default();
-        println!("{line}");
-    } else if !ctx.out.quiet {
+    let JobReport::Auto(report) = ctx.run_job(job, true)? else {
+        unreachable!("an --auto job reports an --auto run")
+    };
+    let stage = &report.push;
+    // With --json the events were the output: the last, `job_finished`,
+    // carries this report (and a dry run's requests).
+    if let Some(requests) = stage.dry_run.as_ref().filter(|_| !ctx.out.json) {
+        print_dry_run(ctx, stage, requests);
+    }
+    if !ctx.out.json && !ctx.out.quiet {
         anstream::println!(
             "{} {} conversations ({} with estimated times), {} segments waiting for transcription.",
             paint(GOOD, "done:"),
@@ -79,13 +44,17 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
             report.estimated_conversations,
             report.pending_segments
         );
-        if let Some(r) = &pushed.report {
-            anstream::println!("{} {}", paint(GOOD, "push:"), push_cmd::summary(r, held));
+        if let Some(r) = &stage.report {
+            anstream::println!(
+                "{} {}",
+                paint(GOOD, "push:"),
+                push_cmd::summary(r, stage.held())
+            );
         }
     }
     let import_code = import_exit_code(&report.import);
     let pull_code = pull_exit_code(&report);
-    let push_code = match &pushed.report {
+    let push_code = match &stage.report {
         Some(r) => push_cmd::exit_code(r)?,
         None => ExitCode::NothingToDo,
     };
@@ -94,7 +63,7 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
         || pull_code == ExitCode::Done
         || stt_code == Some(ExitCode::Done)
         || push_code == ExitCode::Done
-        || pushed.dry_run.is_some_and(|n| n > 0);
+        || stage.dry_run.as_ref().is_some_and(|r| !r.is_empty());
     let codes = [import_code, pull_code, push_code];
     Ok(if codes.contains(&ExitCode::Temporary) {
         ExitCode::Temporary
@@ -107,20 +76,10 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
     })
 }
 
-fn job_failure(e: JobError) -> Failure {
-    match e {
-        JobError::Store(e) => Failure::from(e),
-        JobError::Pendant(e) => pendant_failure(e),
-        JobError::Image(ImageStop::Ledger(e)) => Failure::from(e),
-        JobError::Image(e) => Failure::new(ExitCode::Failed, e),
-        JobError::Transcribe(e) => transcribe::failure(e),
-    }
-}
-
 /// The pull's part of the exit code: 5 when it stopped half-way (run again
 /// to continue), 3 when audio on a card was unreadable, 0 when it brought
 /// something new, else 9.
-fn pull_exit_code(report: &JobReport) -> ExitCode {
+fn pull_exit_code(report: &AutoReport) -> ExitCode {
     let (new, code) = match &report.pulled {
         None => return ExitCode::NothingToDo,
         Some(Pulled::Pendant(s)) if s.error.is_some() => return ExitCode::Temporary,

@@ -2,45 +2,26 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 use super::Context;
-use crate::engine::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
-use crate::engine::import::{FileStatus, ImportReport, import_paths};
+use crate::engine::analyze::AnalyzeReport;
+use crate::engine::import::{FileStatus, ImportReport};
+use crate::engine::jobs::Job;
+use crate::engine::report::JobReport;
 use crate::exit::{CommandResult, ExitCode};
 use crate::term::{BAD, DIM, GOOD, WARN, duration, paint};
-
-/// The VAD options from the configuration.
-pub(super) fn analyze_options(ctx: &Context, rerun_all: bool) -> AnalyzeOptions {
-    AnalyzeOptions {
-        params: ctx.config.vad.clone(),
-        rerun_all,
-        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    }
-}
-
-#[derive(Serialize)]
-struct ImportJson<'a> {
-    #[serde(flatten)]
-    import: &'a ImportReport,
-    vad: &'a AnalyzeReport,
-}
+use crate::timeline::Domain;
 
 /// `omi-sync import PATH...`
-pub fn run(ctx: &Context, paths: &[PathBuf]) -> CommandResult {
-    let mut ledger = ctx.ledger()?;
-    let progress = ctx.out.progress();
-    let report = import_paths(&mut ledger, paths, &progress)?;
-    let analysis = analyze(&mut ledger, &analyze_options(ctx, false), &progress)?;
+pub fn run(ctx: &Context, paths: Vec<PathBuf>) -> CommandResult {
+    let JobReport::Import(report) = ctx.run_job(Job::Import { paths }, false)? else {
+        unreachable!("an import job reports an import")
+    };
     if ctx.out.json {
-        ctx.out.print_json(&ImportJson {
-            import: &report,
-            vad: &analysis,
-        });
+        ctx.out.print_json(&report);
     } else {
-        print_import(&report, &analysis);
+        print_import(&report.import, &report.vad);
     }
-    Ok(import_exit_code(&report))
+    Ok(import_exit_code(&report.import))
 }
 
 /// 3 when some input could not be used; 9 when there was nothing to import.
@@ -79,11 +60,10 @@ fn print_import(report: &ImportReport, analysis: &AnalyzeReport) {
                 } else {
                     paint(DIM, "already ")
                 };
-                let clock = f.clock.unwrap_or("?");
-                let clock = if clock == "wall" {
-                    clock.to_string()
-                } else {
-                    paint(WARN, clock)
+                let clock = match f.clock {
+                    Some(Domain::Wall) => "wall".to_string(),
+                    Some(d) => paint(WARN, d.as_str()),
+                    None => "?".to_string(),
                 };
                 anstream::println!(
                     "  {label}  {name}  {:>7}  {}  {}  {clock}",
@@ -137,9 +117,9 @@ fn print_import(report: &ImportReport, analysis: &AnalyzeReport) {
 
 /// `omi-sync vad [--rerun]`
 pub fn vad(ctx: &Context, rerun: bool) -> CommandResult {
-    let mut ledger = ctx.ledger()?;
-    let progress = ctx.out.progress();
-    let report = analyze(&mut ledger, &analyze_options(ctx, rerun), &progress)?;
+    let JobReport::Vad(report) = ctx.run_job(Job::Vad { rerun }, false)? else {
+        unreachable!("a VAD job reports VAD")
+    };
     if ctx.out.json {
         ctx.out.print_json(&report);
     } else if report.captures == 0 && report.failed == 0 {

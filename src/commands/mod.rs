@@ -1,8 +1,10 @@
-//! What each command does: thin frontends over the engine and the ledger.
+//! What each command does: thin frontends over the engine.
 //!
-//! [`Context`] holds what every command needs (settings, data directory,
-//! output); [`run`] dispatches the parsed command line. Pipeline logic lives
-//! in [`crate::engine`], never here.
+//! A command parses nothing (that is [`crate::cli`]) and decides nothing
+//! about the pipeline (that is [`crate::engine`]): it asks the engine for a
+//! job or a query, shows the events while it runs, prints the report, and
+//! picks the exit code. [`Context`] holds what every command needs: the
+//! [`Workspace`], how to print, and the stop token Ctrl-C fires.
 
 mod auto;
 mod device;
@@ -17,34 +19,31 @@ mod settings;
 mod timeline;
 mod transcribe;
 
-use std::path::PathBuf;
-
-use anyhow::Context as _;
-
+use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, DeviceCommand, GlobalArgs};
+use crate::clock::SystemClock;
 use crate::config::{Config, default_config_path};
-use crate::exit::{CommandResult, Failure};
+use crate::engine::Ctx;
+use crate::engine::jobs::{self, ErrorClass, Job, JobError, next_job_id};
+use crate::engine::report::JobReport;
+use crate::engine::workspace::Workspace;
+use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::store::Ledger;
-use crate::term::Output;
-use crate::timeline::{Rules, Timeline};
+use crate::term::{Output, Progress, say};
 
 /// What every command needs.
 pub struct Context {
-    /// The loaded configuration.
-    pub config: Config,
-    /// Where it was loaded from.
-    pub config_path: Option<PathBuf>,
-    /// Where the ledger lives.
-    pub data_dir: PathBuf,
-    /// The API base URL from the flag or `OMI_API_URL`, if given.
-    pub api_url: Option<String>,
+    /// Settings and the data directory.
+    pub ws: Workspace,
     /// How to print.
     pub out: Output,
+    /// Fired by Ctrl-C or SIGTERM: the running job stops cleanly.
+    pub cancel: Cancel,
 }
 
 impl Context {
     /// Loads the configuration named by the flags (or the default file).
-    pub fn from_flags(global: &GlobalArgs) -> Result<Self, Failure> {
+    pub fn from_flags(global: &GlobalArgs, cancel: Cancel) -> Result<Self, Failure> {
         let out = Output::new(global);
         let config_path = global.config.clone().or_else(default_config_path);
         let config = match &config_path {
@@ -54,47 +53,63 @@ impl Context {
         let data_dir = config
             .resolve_data_dir(global.data_dir.as_deref())
             .map_err(Failure::usage)?;
-        Ok(Context {
-            config,
-            config_path,
-            data_dir,
-            api_url: global.api_url.clone(),
-            out,
-        })
+        let mut ws = Workspace::new(config, config_path, data_dir);
+        ws.api_url_override = global.api_url.clone();
+        Ok(Context { ws, out, cancel })
     }
 
     /// Opens (creating if needed) the ledger.
     pub fn ledger(&self) -> Result<Ledger, Failure> {
-        Ledger::open(&self.data_dir)
-            .with_context(|| format!("cannot open the ledger in {}", self.data_dir.display()))
-            .map_err(Failure::fatal)
+        self.ws
+            .ledger()
+            .map_err(|e| self.failure(JobError::Store(e)))
     }
 
-    /// Takes the data dir's run lock, so that two runs that send or free
-    /// things (pull, push, `--auto`) cannot collide; busy is exit 5.
-    pub fn run_lock(&self) -> Result<crate::store::RunLock, Failure> {
-        crate::store::RunLock::acquire(&self.data_dir)
-            .map_err(|e| Failure::new(crate::exit::ExitCode::Temporary, e))
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.ws.data_dir()
     }
 
-    /// The timeline rules from the configuration.
-    pub fn rules(&self) -> Rules {
-        Rules {
-            gap_ms: self.config.timeline.gap_secs as i64 * 1000,
+    /// Runs `job`, showing its events as progress (with `ndjson`, as NDJSON
+    /// lines on stdout).
+    pub fn run_job(&self, job: Job, ndjson: bool) -> Result<JobReport, Failure> {
+        let sink = Progress::new(self.out, ndjson && self.out.json);
+        let ctx = Ctx::new(next_job_id(), &sink, self.cancel.clone(), &SystemClock);
+        let result = jobs::run(&self.ws, &job, &ctx);
+        if self.cancel.is_cancelled() {
+            return Err(interrupted());
         }
+        result.map_err(|e| self.failure(e))
     }
 
-    /// The current timeline: every segment, with the edits in effect.
-    pub fn timeline(&self, ledger: &Ledger) -> Result<Timeline, Failure> {
-        let segments: Vec<_> = ledger.segments()?.iter().map(|s| s.to_timeline()).collect();
-        let overrides = ledger.active_overrides()?;
-        Ok(crate::timeline::build(&segments, &overrides, &self.rules()))
+    /// A job's failure as a command failure: the exit code from its class,
+    /// and what to do from its remedy.
+    pub fn failure(&self, e: JobError) -> Failure {
+        let code = match e.class() {
+            ErrorClass::Usage => ExitCode::Usage,
+            ErrorClass::Temporary => ExitCode::Temporary,
+            ErrorClass::NeedsPerson => ExitCode::Fatal,
+            ErrorClass::Failed => ExitCode::Failed,
+        };
+        let remedy = e.remedy(&self.ws);
+        let mut f = Failure::new(code, e);
+        f.hint = remedy.as_ref().map(say::remedy);
+        f.remedy = remedy;
+        f
     }
 }
 
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> CommandResult {
-    let ctx = Context::from_flags(&cli.global)?;
+/// Stopped by Ctrl-C or SIGTERM (exit 130).
+fn interrupted() -> Failure {
+    Failure::new(
+        ExitCode::Interrupted,
+        anyhow::anyhow!("stopped on request; everything done before it is kept"),
+    )
+}
+
+/// Runs the parsed command line; `cancel` is fired by Ctrl-C.
+pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
+    let ctx = Context::from_flags(&cli.global, cancel)?;
     if cli.auto && cli.command.is_some() {
         return Err(Failure::usage(anyhow::anyhow!(
             "--auto runs the whole job on its own; it cannot be combined with a command"
@@ -109,13 +124,15 @@ pub fn run(cli: Cli) -> CommandResult {
     if cli.auto {
         return auto::run(
             &ctx,
-            cli.source.as_deref().or(ctx.config.auto.source.as_deref()),
+            cli.source
+                .as_deref()
+                .or(ctx.ws.config.auto.source.as_deref()),
             &cli.push,
         );
     }
     match cli.command {
         None => overview::run(&ctx),
-        Some(Command::Import { paths }) => import::run(&ctx, &paths),
+        Some(Command::Import { paths }) => import::run(&ctx, paths),
         Some(Command::Segments) => segments::run(&ctx),
         Some(Command::Timeline) => timeline::run(&ctx),
         Some(Command::Merge { a, b }) => edit::merge(&ctx, &a, &b),

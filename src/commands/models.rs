@@ -14,8 +14,8 @@ use crate::term::{BAD, DIM, GOOD, WARN, paint};
 
 /// The models directory, with the mirror from the flag or the config.
 fn store(ctx: &Context, mirror: Option<&str>) -> ModelStore {
-    let store = ModelStore::new(ctx.data_dir.join("models"));
-    match mirror.or(ctx.config.stt.model_mirror.as_deref()) {
+    let store = ModelStore::new(ctx.data_dir().join("models"));
+    match mirror.or(ctx.ws.config.stt.model_mirror.as_deref()) {
         Some(url) => store.with_base_url(url.trim_end_matches('/')),
         None => store,
     }

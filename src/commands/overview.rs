@@ -1,62 +1,34 @@
-//! `omi-sync` with no command: what is in the ledger, and what to do next.
+//! `omi-sync` with no command (and no terminal): what is in the ledger, and
+//! what to do next.
 
 use serde::Serialize;
 
 use super::Context;
+use crate::engine::overview::Overview;
 use crate::exit::{CommandResult, ExitCode};
 use crate::term::{BOLD, DIM, duration, paint};
-use crate::timeline::{Domain, SegmentStatus};
 
 #[derive(Serialize)]
-struct Overview {
+struct OverviewJson<'a> {
     data_dir: String,
-    captures: usize,
-    audio_s: f64,
-    segments: usize,
-    pending: usize,
-    speech: usize,
-    silent: usize,
-    failed: usize,
-    conversations: usize,
-    estimated_conversations: usize,
+    #[serde(flatten)]
+    overview: &'a Overview,
 }
 
 /// `omi-sync`
 pub fn run(ctx: &Context) -> CommandResult {
     let ledger = ctx.ledger()?;
-    let captures = ledger.captures()?;
-    let mut audio_samples = 0u64;
-    for c in &captures {
-        audio_samples += ledger
-            .runs(c.id)?
-            .iter()
-            .map(|r| r.run.samples)
-            .sum::<u64>();
-    }
-    let segments = ledger.segments()?;
-    let count = |st: SegmentStatus| segments.iter().filter(|s| s.status == st).count();
-    let timeline = ctx.timeline(&ledger)?;
-    let o = Overview {
-        data_dir: ctx.data_dir.display().to_string(),
-        captures: captures.len(),
-        audio_s: audio_samples as f64 / 16_000.0,
-        segments: segments.len(),
-        pending: count(SegmentStatus::Pending),
-        speech: count(SegmentStatus::Speech),
-        silent: count(SegmentStatus::Silent),
-        failed: count(SegmentStatus::Failed),
-        conversations: timeline.conversations.len(),
-        estimated_conversations: timeline
-            .conversations
-            .iter()
-            .filter(|c| c.domain == Domain::Estimated)
-            .count(),
-    };
+    let timeline = ctx.ws.timeline(&ledger)?;
+    let o = Overview::of(&ledger, &timeline)?;
+    let data_dir = ctx.data_dir().display().to_string();
     if ctx.out.json {
-        ctx.out.print_json(&o);
+        ctx.out.print_json(&OverviewJson {
+            data_dir,
+            overview: &o,
+        });
         return Ok(ExitCode::Done);
     }
-    anstream::println!("{} {}", paint(BOLD, "omi-sync"), paint(DIM, &o.data_dir));
+    anstream::println!("{} {}", paint(BOLD, "omi-sync"), paint(DIM, &data_dir));
     if o.captures == 0 {
         anstream::println!("The ledger is empty. Try the demo: omi-sync --auto --source demo");
         anstream::println!(

@@ -4,93 +4,77 @@
 use anyhow::anyhow;
 
 use super::Context;
-use super::device::{pendant, pendant_failure};
-use super::import::analyze_options;
+use super::device::pendant;
 use crate::cli::PullArgs;
 use crate::engine::analyze::AnalyzeReport;
-use crate::engine::image::{ImageStop, ImageSummary, pull_image};
-use crate::engine::pull::{PullStop, PullSummary, Renamed, pull};
+use crate::engine::auto::Pulled;
+use crate::engine::image::ImageSummary;
+use crate::engine::jobs::{Job, PullFrom, PullRequest};
+use crate::engine::pull::PullSummary;
+use crate::engine::report::JobReport;
 use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::term::{DIM, WARN, duration, paint};
 
 /// `omi-sync pull --device ID | --image PATH | --sim IMAGE [...]`
 pub fn run(ctx: &Context, args: &PullArgs) -> CommandResult {
-    let _lock = ctx.run_lock()?;
-    let mut ledger = ctx.ledger()?;
-    let progress = ctx.out.progress();
-    let vad = analyze_options(ctx, false);
-    let pendant = pendant(&args.pendant)?;
+    let from = match (&args.image, pendant(&args.pendant)?) {
+        (Some(path), _) => PullFrom::Image(path.clone()),
+        (None, Some(p)) => PullFrom::Pendant(p),
+        (None, None) => {
+            return Err(Failure::usage(anyhow!(
+                "name the pendant with --device ID, --image PATH or --sim IMAGE"
+            )));
+        }
+    };
     if args.forensic && args.image.is_none() {
         return Err(Failure::usage(anyhow!(
             "--forensic reads a card: use it with --image PATH"
         )));
     }
-    if let Some(path) = &args.image {
-        let device = args
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("image:{}", path.display()));
-        let summary = pull_image(&mut ledger, path, &device, args.forensic, &vad, &progress)
-            .map_err(|e| match e {
-                ImageStop::Image(e) => Failure::new(
-                    ExitCode::Failed,
-                    anyhow!(e).context(format!("cannot read the card {}", path.display())),
-                ),
-                ImageStop::Ledger(e) => Failure::from(e),
-            })?;
-        if ctx.out.json {
-            ctx.out.print_json(&summary);
-        } else {
-            print_image(&summary);
-        }
-        return Ok(if summary.lost_audio() {
-            ExitCode::Partial
-        } else if summary.stored.new_records == 0 {
-            ExitCode::NothingToDo
-        } else {
-            ExitCode::Done
-        });
-    }
-    let pendant = pendant.ok_or_else(|| {
-        Failure::usage(anyhow!(
-            "name the pendant with --device ID, --image PATH or --sim IMAGE"
-        ))
-    })?;
-    let mut connector = pendant.connector().map_err(pendant_failure)?;
-    let opts = pendant.pull_options(args.keep_on_device);
-    let mut renamed;
-    let connector = match &args.name {
-        Some(name) => {
-            renamed = Renamed::new(connector.as_mut(), name.clone());
-            &mut renamed as &mut dyn crate::device::link::Connector
-        }
-        None => connector.as_mut(),
+    let req = PullRequest {
+        from,
+        keep_on_device: args.keep_on_device,
+        forensic: args.forensic,
+        name: args.name.clone(),
     };
-    let (summary, stop) = pull(
-        &mut ledger,
-        connector,
-        &pendant.origin(),
-        &opts,
-        &vad,
-        &progress,
-    )?;
+    let JobReport::Pull(job) = ctx.run_job(Job::Pull(req), false)? else {
+        unreachable!("a pull job reports a pull")
+    };
     if ctx.out.json {
-        ctx.out.print_json(&summary);
-    } else {
-        print_pull(&summary, args.keep_on_device);
+        ctx.out.print_json(&job);
     }
-    match stop {
-        Some(PullStop::Ledger(e)) => Err(Failure::from(e)),
-        Some(PullStop::Session(e)) => Err(Failure::new(
-            ExitCode::Temporary,
-            anyhow!(
-                "the pull from {} stopped: {e}. Everything that arrived is kept; run the same \
-                 command again to continue",
-                summary.device
-            ),
-        )),
-        None if summary.stored.new_records == 0 => Ok(ExitCode::NothingToDo),
-        None => Ok(ExitCode::Done),
+    match &job.pulled {
+        Pulled::Image(summary) => {
+            if !ctx.out.json {
+                print_image(summary);
+                print_vad(&job.vad);
+            }
+            Ok(if summary.lost_audio() {
+                ExitCode::Partial
+            } else if summary.stored.new_records == 0 {
+                ExitCode::NothingToDo
+            } else {
+                ExitCode::Done
+            })
+        }
+        Pulled::Pendant(summary) => {
+            if !ctx.out.json {
+                print_pull(summary, args.keep_on_device);
+                print_vad(&job.vad);
+            }
+            match &summary.error {
+                Some(e) => Err(Failure::new(
+                    ExitCode::Temporary,
+                    anyhow!(
+                        "the pull from {} stopped: {e}. Everything that arrived is kept; run the same \
+                         command again to continue",
+                        summary.device
+                    ),
+                )),
+                None if summary.stored.new_records == 0 => Ok(ExitCode::NothingToDo),
+                None => Ok(ExitCode::Done),
+            }
+        }
     }
 }
 
@@ -118,7 +102,6 @@ fn print_pull(s: &PullSummary, keep_on_device: bool) {
             paint(WARN, "!")
         );
     }
-    print_vad(&s.vad);
 }
 
 fn print_image(s: &ImageSummary) {
@@ -164,7 +147,6 @@ fn print_image(s: &ImageSummary) {
             );
         }
     }
-    print_vad(&s.vad);
 }
 
 fn print_vad(vad: &AnalyzeReport) {

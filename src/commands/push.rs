@@ -1,171 +1,64 @@
-//! `omi-sync push`, and the push stage of `--auto`.
-
-use std::time::Duration;
+//! `omi-sync push`, and how the push stage of `--auto` is shown.
 
 use anyhow::anyhow;
 use serde::Serialize;
 
 use super::Context;
-use super::timeline::wall;
 use crate::cli::PushArgs;
 use crate::clock::UtcMillis;
-use crate::cloud::api::{ClientConfig, DryRun, OmiClient, render_create, render_delete};
 use crate::cloud::credentials;
-use crate::cloud::payload::CreateConversationRequest;
-use crate::cloud::ratelimit::RateLimit;
-use crate::engine::EventSink;
-use crate::engine::push::{self, CloudStatus, Plan, PushOptions, PushReport, RealTime, Retraction};
+use crate::engine::jobs::Job;
+use crate::engine::push::stage::{PushRequest, PushStage, RequestPreview};
+use crate::engine::push::{self, CloudStatus, ConversationStatus, PushReport};
+use crate::engine::report::JobReport;
 use crate::exit::{ExitCode, Failure};
-use crate::store::{Ledger, OutboxState};
+use crate::term::say::{self, wall};
 use crate::term::{BOLD, DIM, GOOD, WARN, duration, paint};
-use crate::timeline::Timeline;
 
-/// The push options from flags and config.
-pub(super) fn options(ctx: &Context, args: &PushArgs) -> PushOptions {
-    let c = &ctx.config.cloud;
-    PushOptions {
-        allow_estimated: args.allow_estimated_times || c.allow_estimated_times,
+/// The push request from the flags.
+pub(super) fn request(args: &PushArgs) -> PushRequest {
+    PushRequest {
+        dry_run: args.dry_run,
         wait: args.wait,
-        language: c.language.clone(),
-        limit: RateLimit {
-            max_per_window: c.pushes_per_hour,
-            window: Duration::from_secs(c.rate_window_secs.max(1)),
-        },
-        ..PushOptions::default()
+        allow_estimated_times: args.allow_estimated_times,
     }
-}
-
-/// The API base URL: the flag (or `OMI_API_URL`), else the config.
-pub(super) fn api_url(ctx: &Context) -> String {
-    ctx.api_url
-        .clone()
-        .unwrap_or_else(|| ctx.config.cloud.api_url.clone())
-}
-
-/// The cloud client with the user's key.
-fn client(ctx: &Context) -> Result<OmiClient, Failure> {
-    let loaded = credentials::load().map_err(Failure::fatal)?;
-    let config = ClientConfig {
-        timeout: Duration::from_secs(ctx.config.cloud.request_timeout_secs.max(1)),
-        ..ClientConfig::with_base_url(&api_url(ctx))
-    };
-    OmiClient::new(config, loaded.key).map_err(Failure::usage)
-}
-
-/// The requests `push` would send now, in order: deletes, then creates.
-fn pending_requests(ctx: &Context, ledger: &Ledger, plan: &Plan) -> Result<Vec<DryRun>, Failure> {
-    let shown_key = match credentials::load() {
-        Ok(k) => k.key.masked(),
-        Err(_) => "(no API key configured: omi-sync login, or OMI_API_KEY)".to_string(),
-    };
-    let agent = format!("omi-sync/{}", env!("CARGO_PKG_VERSION"));
-    let url = api_url(ctx);
-    let outbox = ledger.outbox()?;
-    let mut out = Vec::new();
-    for r in &plan.retract {
-        if let Retraction::Delete(id) = r
-            && let Some(cloud_id) = outbox
-                .iter()
-                .find(|o| &o.push.session_id == id)
-                .and_then(|o| o.cloud_id.clone())
-        {
-            out.push(render_delete(&url, &agent, &shown_key, &cloud_id));
-        }
-    }
-    for o in outbox
-        .iter()
-        .filter(|o| o.state == OutboxState::DeletePending)
-    {
-        if let Some(cloud_id) = &o.cloud_id {
-            out.push(render_delete(&url, &agent, &shown_key, cloud_id));
-        }
-    }
-    let retracted: Vec<&str> = plan
-        .retract
-        .iter()
-        .map(|r| match r {
-            Retraction::Supersede(id) | Retraction::Delete(id) => id.as_str(),
-        })
-        .collect();
-    let queued = outbox
-        .iter()
-        .filter(|o| {
-            matches!(
-                o.state,
-                OutboxState::Pending | OutboxState::Sending | OutboxState::Failed
-            )
-        })
-        .filter(|o| !retracted.contains(&o.push.session_id.as_str()))
-        .filter_map(|o| serde_json::from_str::<CreateConversationRequest>(&o.push.request).ok());
-    for request in queued.chain(plan.new.iter().map(|n| n.request.clone())) {
-        out.push(render_create(&url, &agent, &shown_key, &request));
-    }
-    Ok(out)
 }
 
 #[derive(Serialize)]
-struct DryRunJson {
-    /// `"dry_run"` when it is one line of an NDJSON event stream (`--auto`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event: Option<&'static str>,
-    requests: Vec<RequestJson>,
-    conversations: Vec<push::ConversationStatus>,
+struct DryRunJson<'a> {
+    requests: &'a [RequestPreview],
+    conversations: &'a [ConversationStatus],
 }
 
-#[derive(Serialize)]
-struct RequestJson {
-    method: &'static str,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: serde_json::Value,
-}
-
-/// Prints the requests a push would send; returns how many. With `--json`,
-/// one object, or one NDJSON line when `ndjson` (inside `--auto`'s events).
-fn dry_run(ctx: &Context, ledger: &Ledger, plan: &Plan, ndjson: bool) -> Result<usize, Failure> {
-    let requests = pending_requests(ctx, ledger, plan)?;
+/// Prints a dry run's requests and statuses (with `--json`, one object).
+pub(super) fn print_dry_run(ctx: &Context, stage: &PushStage, requests: &[RequestPreview]) {
     if ctx.out.json {
-        let json = DryRunJson {
-            event: ndjson.then_some("dry_run"),
-            requests: requests
-                .iter()
-                .map(|r| RequestJson {
-                    method: r.method,
-                    url: r.url.clone(),
-                    headers: r.headers.clone(),
-                    body: r.body.clone(),
-                })
-                .collect(),
-            conversations: plan.conversations.clone(),
-        };
-        if ndjson {
-            println!("{}", serde_json::to_string(&json).unwrap_or_default());
-        } else {
-            ctx.out.print_json(&json);
-        }
-    } else {
-        for r in &requests {
-            println!("{r}");
-        }
-        print_statuses(plan);
-        anstream::println!(
-            "{}",
-            paint(
-                DIM,
-                format!(
-                    "Dry run: {} request(s) would be sent; nothing was sent and nothing was queued.",
-                    requests.len()
-                )
-            )
-        );
+        ctx.out.print_json(&DryRunJson {
+            requests,
+            conversations: &stage.conversations,
+        });
+        return;
     }
-    Ok(requests.len())
+    for r in requests {
+        println!("{r}");
+    }
+    print_statuses(&stage.conversations);
+    anstream::println!(
+        "{}",
+        paint(
+            DIM,
+            format!(
+                "Dry run: {} request(s) would be sent; nothing was sent and nothing was queued.",
+                requests.len()
+            )
+        )
+    );
 }
 
-fn print_statuses(plan: &Plan) {
-    for c in &plan.conversations {
+fn print_statuses(conversations: &[ConversationStatus]) {
+    for c in conversations {
         let (label, detail) = match &c.status {
-            CloudStatus::Held { hold } => (paint(WARN, "held    "), hold.to_string()),
+            CloudStatus::Held { hold } => (paint(WARN, "held    "), say::hold(hold)),
             CloudStatus::New { replaces, .. } if !replaces.is_empty() => (
                 paint(BOLD, "replaces"),
                 format!(
@@ -198,64 +91,6 @@ fn print_statuses(plan: &Plan) {
             wall(c.started_at)
         );
     }
-}
-
-/// What the push stage did: the plan, and the report when something was sent.
-#[derive(Debug, Serialize)]
-pub(super) struct PushStage {
-    /// Every conversation's cloud status before sending.
-    pub conversations: Vec<push::ConversationStatus>,
-    /// What sending did (none on a dry run).
-    pub report: Option<PushReport>,
-    /// On a dry run: how many requests would be sent.
-    #[serde(skip)]
-    pub dry_run: Option<usize>,
-}
-
-/// Plans, queues and sends. Shared by `push` and `--auto` (which already
-/// holds the run lock, and whose `--json` output is NDJSON: `ndjson`).
-pub(super) fn stage(
-    ctx: &Context,
-    ledger: &Ledger,
-    timeline: &Timeline,
-    args: &PushArgs,
-    events: &dyn EventSink,
-    ndjson: bool,
-) -> Result<PushStage, Failure> {
-    let opts = options(ctx, args);
-    let plan = push::plan(ledger, timeline, &opts)?;
-    if args.dry_run {
-        let requests = dry_run(ctx, ledger, &plan, ndjson)?;
-        return Ok(PushStage {
-            conversations: plan.conversations,
-            report: None,
-            dry_run: Some(requests),
-        });
-    }
-    push::apply(ledger, &plan)?;
-    let has_work = ledger.outbox()?.iter().any(|o| {
-        matches!(
-            o.state,
-            OutboxState::Pending
-                | OutboxState::Sending
-                | OutboxState::Failed
-                | OutboxState::DeletePending
-        )
-    });
-    if !has_work {
-        return Ok(PushStage {
-            conversations: plan.conversations,
-            report: Some(PushReport::default()),
-            dry_run: None,
-        });
-    }
-    let api = client(ctx)?;
-    let report = push::send(ledger, &api, &opts, &RealTime, events)?;
-    Ok(PushStage {
-        conversations: plan.conversations,
-        report: Some(report),
-        dry_run: None,
-    })
 }
 
 /// The exit code a push report calls for.
@@ -303,34 +138,32 @@ pub(super) fn summary(report: &PushReport, held: usize) -> String {
 
 /// `omi-sync push`
 pub fn run(ctx: &Context, args: &PushArgs) -> Result<ExitCode, Failure> {
-    let ledger = ctx.ledger()?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(ctx.run_lock()?)
+    let JobReport::Push(stage) = ctx.run_job(Job::Push(request(args)), false)? else {
+        unreachable!("a push job reports a push")
     };
-    let timeline = ctx.timeline(&ledger)?;
-    let progress = ctx.out.progress();
-    let stage = stage(ctx, &ledger, &timeline, args, &progress, false)?;
-    let Some(report) = stage.report else {
-        return Ok(match stage.dry_run {
-            Some(n) if n > 0 => ExitCode::Done,
-            _ => ExitCode::NothingToDo,
+    if let Some(requests) = &stage.dry_run {
+        print_dry_run(ctx, &stage, requests);
+        return Ok(if requests.is_empty() {
+            ExitCode::NothingToDo
+        } else {
+            ExitCode::Done
         });
-    };
-    let held = stage
-        .conversations
-        .iter()
-        .filter(|c| matches!(c.status, CloudStatus::Held { .. }))
-        .count();
+    }
+    let report = stage.report.clone().unwrap_or_default();
     if ctx.out.json {
         ctx.out.print_json(
             &serde_json::json!({ "report": report, "conversations": stage.conversations }),
         );
     } else {
-        let after = push::plan(&ledger, &timeline, &options(ctx, args))?;
-        print_statuses(&after);
-        anstream::println!("{}", summary(&report, held));
+        let ledger = ctx.ledger()?;
+        let timeline = ctx.ws.timeline(&ledger)?;
+        let after = push::plan(
+            &ledger,
+            &timeline,
+            &crate::engine::push::stage::options(&ctx.ws, &request(args)),
+        )?;
+        print_statuses(&after.conversations);
+        anstream::println!("{}", summary(&report, stage.held()));
     }
     exit_code(&report)
 }

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::Context;
-use super::timeline::{clock_time, wall};
 use crate::exit::{CommandResult, ExitCode};
+use crate::term::say::{clock_time, wall};
 use crate::term::{DIM, WARN, paint};
 use crate::timeline::SegmentStatus;
 

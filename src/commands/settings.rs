@@ -22,14 +22,14 @@ pub fn config(ctx: &Context, example: bool) -> CommandResult {
         print!("{}", Config::example());
         return Ok(ExitCode::Done);
     }
-    let exists = ctx.config_path.as_ref().is_some_and(|p| p.exists());
-    let file = ctx.config_path.as_ref().map(|p| p.display().to_string());
+    let exists = ctx.ws.config_path.as_ref().is_some_and(|p| p.exists());
+    let file = ctx.ws.config_path.as_ref().map(|p| p.display().to_string());
     if ctx.out.json {
         ctx.out.print_json(&ConfigJson {
             config_file: file,
             config_file_exists: exists,
-            data_dir: ctx.data_dir.display().to_string(),
-            settings: &ctx.config,
+            data_dir: ctx.data_dir().display().to_string(),
+            settings: &ctx.ws.config,
         });
     } else {
         println!(
@@ -41,10 +41,10 @@ pub fn config(ctx: &Context, example: bool) -> CommandResult {
                 " (not created; defaults apply; `omi-sync config --example` prints one)"
             }
         );
-        println!("data dir:    {}", ctx.data_dir.display());
+        println!("data dir:    {}", ctx.data_dir().display());
         println!(
             "\n{}",
-            toml::to_string_pretty(&ctx.config).unwrap_or_default()
+            toml::to_string_pretty(&ctx.ws.config).unwrap_or_default()
         );
     }
     Ok(ExitCode::Done)

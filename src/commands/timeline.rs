@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::Context;
-use crate::cli::PushArgs;
-use crate::clock::UtcMillis;
+use crate::engine::push::stage::{self as push_stage, PushRequest};
 use crate::engine::push::{self, CloudStatus, ConversationStatus};
 use crate::exit::{CommandResult, ExitCode};
+use crate::term::say::{self, clock_time, wall};
 use crate::term::{BOLD, DIM, WARN, duration, paint};
 use crate::timeline::{Conversation, Domain, Segment, SegmentStatus, Timeline};
 
@@ -94,11 +94,11 @@ impl TimelineJson {
 /// `omi-sync timeline`
 pub fn run(ctx: &Context) -> CommandResult {
     let ledger = ctx.ledger()?;
-    let timeline = ctx.timeline(&ledger)?;
+    let timeline = ctx.ws.timeline(&ledger)?;
     let cloud = push::plan(
         &ledger,
         &timeline,
-        &super::push::options(ctx, &PushArgs::default()),
+        &push_stage::options(&ctx.ws, &PushRequest::default()),
     )?
     .conversations;
     if ctx.out.json {
@@ -131,22 +131,10 @@ pub fn run(ctx: &Context) -> CommandResult {
     Ok(ExitCode::Done)
 }
 
-/// `2025-06-02 09:00:02` (UTC).
-pub fn wall(t: UtcMillis) -> String {
-    let s = t.to_rfc3339();
-    format!("{} {}", &s[..10], &s[11..19])
-}
-
-/// `09:00:02.120` (UTC).
-pub fn clock_time(t: UtcMillis) -> String {
-    let s = t.to_rfc3339();
-    s[11..23].to_string()
-}
-
 /// A short line about a conversation's cloud status.
 fn cloud_line(status: &CloudStatus) -> String {
     match status {
-        CloudStatus::Held { hold } => paint(DIM, hold.to_string()),
+        CloudStatus::Held { hold } => paint(DIM, say::hold(hold)),
         CloudStatus::New { replaces, .. } if !replaces.is_empty() => paint(
             WARN,
             format!(

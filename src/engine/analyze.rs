@@ -10,11 +10,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::events::{Event, EventSink, Stage};
+use super::ctx::Ctx;
+use super::events::{Event, Origin, Stage, Unit};
 use super::import::wal_start;
+use super::report::StageReport;
 use super::streams;
 use crate::audio::{self, DecodeError};
 use crate::clock::ClockTrust;
@@ -34,7 +36,7 @@ pub struct AnalyzeOptions {
 }
 
 /// What analysis found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalyzeReport {
     /// Captures analysed.
     pub captures: usize,
@@ -197,8 +199,9 @@ pub fn analyze_capture(
 pub fn analyze(
     ledger: &mut Ledger,
     opts: &AnalyzeOptions,
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<AnalyzeReport, StoreError> {
+    let started = std::time::Instant::now();
     let mut todo = if opts.rerun_all {
         ledger.captures()?
     } else {
@@ -235,10 +238,10 @@ pub fn analyze(
         })
         .sum();
     let seconds = |samples: u64| samples / audio::TARGET_RATE as u64;
-    events.emit(Event::StageStarted {
+    ctx.emit(Event::StageStarted {
         stage: Stage::Vad,
         total: seconds(total),
-        unit: "s of audio",
+        unit: Unit::AudioSeconds,
     });
     let params_json = serde_json::to_string(&opts.params).unwrap_or_default();
     let next = AtomicU64::new(0);
@@ -260,7 +263,7 @@ pub fn analyze(
                         let prev = last_reported.load(Ordering::Relaxed);
                         if seconds(now) >= seconds(prev) + 10 || now >= total {
                             last_reported.store(now, Ordering::Relaxed);
-                            events.emit(Event::Progress {
+                            ctx.emit(Event::Progress {
                                 stage: Stage::Vad,
                                 done: seconds(now).min(seconds(total)),
                                 total: seconds(total),
@@ -304,8 +307,8 @@ pub fn analyze(
                     report.speech_s += a.speech_samples as f64 / audio::TARGET_RATE as f64;
                     report.bad_frames += a.runs.iter().map(|r| r.bad_frames).sum::<u64>();
                     for an in &a.anomalies {
-                        events.emit(Event::Warning {
-                            origin: capture.meta.origin.clone(),
+                        ctx.emit(Event::Warning {
+                            origin: capture_origin(capture),
                             message: an.to_string(),
                         });
                     }
@@ -319,8 +322,8 @@ pub fn analyze(
                 }
                 Err(e) => {
                     report.failed += 1;
-                    events.emit(Event::Warning {
-                        origin: capture.meta.origin.clone(),
+                    ctx.emit(Event::Warning {
+                        origin: capture_origin(capture),
                         message: format!("could not find speech: {e}"),
                     });
                 }
@@ -328,14 +331,16 @@ pub fn analyze(
         }
         Ok::<(), StoreError>(())
     })?;
-    events.emit(Event::StageFinished {
-        stage: Stage::Vad,
-        summary: format!(
-            "{} segments, {:.0} s of speech in {:.0} s of audio",
-            report.segments, report.speech_s, report.audio_s
-        ),
-    });
+    ctx.stage_finished(started, StageReport::Vad(report.clone()));
     Ok(report)
+}
+
+/// Where a capture's warnings come from.
+pub fn capture_origin(capture: &CaptureRow) -> Origin {
+    Origin::Capture {
+        id: capture.id,
+        source: capture.meta.origin.clone(),
+    }
 }
 
 /// The clock label of a capture's runs (for reports): `wall`, `estimated`, or `mixed`.

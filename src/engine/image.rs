@@ -11,15 +11,18 @@
 //! forensic pass lists what else is still on the card (records below
 //! read_seq, older laps, other rings, torn batches) **separately**: it is
 //! never imported, only described (seqs, sectors, times, and how many of its
-//! records the ledger already holds).
+//! records the ledger already holds). Finding the speech in what arrived is
+//! the job's next stage ([`super::analyze`]), not this one's.
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
-use super::events::{Event, EventSink, Stage};
+use super::auto::Pulled;
+use super::ctx::Ctx;
+use super::events::{Event, Stage, Unit};
 use super::pull::{LedgerSink, Stored, discard_message};
+use super::report::StageReport;
 use crate::clock::UtcMillis;
 use crate::device::record::{RECORD_BYTES, RecordTime};
 use crate::device::session::{Discard, DurableSink};
@@ -31,7 +34,7 @@ use crate::store::{Ledger, StoreError};
 pub const IMAGE_BATCH_RECORDS: usize = 2048;
 
 /// An anomaly of the image, located.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectorAnomaly {
     /// The sector it was found at.
     pub sector: Option<u64>,
@@ -53,14 +56,15 @@ impl From<&ImageAnomaly> for SectorAnomaly {
         );
         SectorAnomaly {
             sector: a.sector,
-            message: a.to_string(),
+            // Where is `sector`; the message says only what.
+            message: a.kind.to_string(),
             loses_audio,
         }
     }
 }
 
 /// A batch the forensic pass found outside the backlog (never imported).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForensicFind {
     /// Its slot.
     pub slot: u64,
@@ -71,7 +75,7 @@ pub struct ForensicFind {
     /// The seqs listed, `[start, end)`.
     pub seqs: [u64; 2],
     /// Why it is outside the backlog.
-    pub reason: &'static str,
+    pub reason: String,
     /// Records read.
     pub records: u64,
     /// Wall-clock time of its first and last records, if set.
@@ -94,10 +98,10 @@ fn reason_name(r: ForensicReason) -> &'static str {
 }
 
 /// The ring as the card's newest metadata describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRing {
     /// Metadata variant: `A`, `B` or `C`.
-    pub variant: &'static str,
+    pub variant: String,
     /// Image size.
     pub image_bytes: u64,
     /// Batch slots (N).
@@ -115,7 +119,7 @@ pub struct ImageRing {
 }
 
 /// What reading an image did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageSummary {
     /// The device key in the ledger.
     pub device: String,
@@ -135,8 +139,6 @@ pub struct ImageSummary {
     pub forensic: Option<Vec<ForensicFind>>,
     /// Things worth telling the person.
     pub notes: Vec<String>,
-    /// VAD over the new audio.
-    pub vad: AnalyzeReport,
 }
 
 impl ImageSummary {
@@ -198,15 +200,15 @@ fn import_part(
 }
 
 /// Reads the card image or block device at `path` into the ledger under
-/// `device` (see the module docs), then finds the speech in what was new.
+/// `device` (see the module docs).
 pub fn pull_image(
     ledger: &mut Ledger,
     path: &Path,
     device: &str,
     forensic: bool,
-    analyze_opts: &AnalyzeOptions,
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<ImageSummary, ImageStop> {
+    let started = std::time::Instant::now();
     let mut reader = ImageReader::open_path(path)?;
     let scan = reader.scan().clone();
     let meta = scan.metadata;
@@ -238,17 +240,17 @@ pub fn pull_image(
     }
 
     let total = (scan.main().end - scan.main().start) + (scan.salvage.end - scan.salvage.start);
-    events.emit(Event::StageStarted {
+    ctx.emit(Event::StageStarted {
         stage: Stage::Pull,
         total: total * RECORD_BYTES as u64,
-        unit: "bytes",
+        unit: Unit::Bytes,
     });
     let mut sink = LedgerSink::new(ledger, origin.clone());
     // Progress of one part, counted on from the records of the parts before it.
     let progress_after = |before: u64| {
         move |n: u64| {
             if n.is_multiple_of(IMAGE_BATCH_RECORDS as u64) {
-                events.emit(Event::Progress {
+                ctx.emit(Event::Progress {
                     stage: Stage::Pull,
                     done: (before + n) * RECORD_BYTES as u64,
                     total: total * RECORD_BYTES as u64,
@@ -273,16 +275,6 @@ pub fn pull_image(
         &mut progress_after(main_records),
     )?;
     let stored = sink.stored.clone();
-    events.emit(Event::StageFinished {
-        stage: Stage::Pull,
-        summary: format!(
-            "{} records read ({} salvaged): {} new, {} already in the ledger",
-            main_records + salvaged_records,
-            salvaged_records,
-            stored.new_records,
-            stored.already_stored + stored.duplicates
-        ),
-    });
     let anomalies: Vec<SectorAnomaly> =
         reader.anomalies().iter().map(SectorAnomaly::from).collect();
 
@@ -313,7 +305,7 @@ pub fn pull_image(
                 sector: batch.sector,
                 generation: batch.header.generation,
                 seqs: [batch.seqs.start, batch.seqs.end],
-                reason: reason_name(batch.reason),
+                reason: reason_name(batch.reason).to_string(),
                 records: records.len() as u64,
                 first_time: at(times.first()),
                 last_time: at(times.last()),
@@ -325,12 +317,11 @@ pub fn pull_image(
         None
     };
 
-    let vad = analyze(ledger, analyze_opts, events)?;
-    Ok(ImageSummary {
+    let summary = ImageSummary {
         device: device.to_string(),
         origin,
         ring: ImageRing {
-            variant: meta.variant.as_str(),
+            variant: meta.variant.as_str().to_string(),
             image_bytes: scan.image_bytes,
             slots: scan.slots,
             generation: meta.generation,
@@ -345,6 +336,10 @@ pub fn pull_image(
         anomalies,
         forensic,
         notes,
-        vad,
-    })
+    };
+    ctx.stage_finished(
+        started,
+        StageReport::Pull(Box::new(Pulled::Image(summary.clone()))),
+    );
+    Ok(summary)
 }

@@ -10,17 +10,20 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::events::{Event, EventSink, Stage};
+use super::ctx::Ctx;
+use super::events::{Event, Stage, Unit};
+use super::report::StageReport;
 use crate::audio::{Codec, opus_packet_samples};
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::device::capture::{self, Anomaly, CaptureFormat};
 use crate::device::wal;
 use crate::store::{Ledger, NewCapture, StoreError, Stored};
+use crate::timeline::Domain;
 
 /// What happened to one file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileOutcome {
     /// The file.
     pub path: PathBuf,
@@ -33,7 +36,7 @@ pub struct FileOutcome {
     /// When its audio starts.
     pub start: Option<String>,
     /// `wall` or `estimated`.
-    pub clock: Option<&'static str>,
+    pub clock: Option<Domain>,
     /// The codec.
     pub codec: Option<String>,
     /// Problems found (the file may still have been imported).
@@ -43,7 +46,7 @@ pub struct FileOutcome {
 }
 
 /// Whether a file made it into the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileStatus {
     /// Stored now.
@@ -55,7 +58,7 @@ pub enum FileStatus {
 }
 
 /// The result of an import.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImportReport {
     /// One entry per file considered, in order.
     pub files: Vec<FileOutcome>,
@@ -120,40 +123,27 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, report: &mut ImportReport) {
 pub fn import_paths(
     ledger: &mut Ledger,
     paths: &[PathBuf],
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<ImportReport, StoreError> {
+    let started = std::time::Instant::now();
     let mut report = ImportReport::default();
     let files = collect_files(paths, &mut report);
     let now = UtcMillis::now();
-    events.emit(Event::StageStarted {
+    ctx.emit(Event::StageStarted {
         stage: Stage::Import,
         total: files.len() as u64,
-        unit: "files",
+        unit: Unit::Files,
     });
     for (i, path) in files.iter().enumerate() {
         let outcome = import_file(ledger, path, now)?;
         report.files.push(outcome);
-        events.emit(Event::Progress {
+        ctx.emit(Event::Progress {
             stage: Stage::Import,
             done: i as u64 + 1,
             total: files.len() as u64,
         });
     }
-    let new = report.new_captures().len();
-    let again = report
-        .files
-        .iter()
-        .filter(|f| f.status == FileStatus::AlreadyImported)
-        .count();
-    let rejected = report
-        .files
-        .iter()
-        .filter(|f| f.status == FileStatus::Rejected)
-        .count();
-    events.emit(Event::StageFinished {
-        stage: Stage::Import,
-        summary: format!("{new} new, {again} already imported, {rejected} rejected"),
-    });
+    ctx.stage_finished(started, StageReport::Import(report.clone()));
     Ok(report)
 }
 
@@ -238,7 +228,7 @@ fn store_prepared(
         capture_id: Some(row.id),
         duration_s,
         start: Some(start.to_rfc3339()),
-        clock: Some(meta.clock.shown()),
+        clock: Some(Domain::of(meta.clock)),
         codec: Some(meta.codec.name().to_string()),
         anomalies: anomalies.iter().map(|a| a.to_string()).collect(),
         error: None,

@@ -14,16 +14,29 @@
 //! - [`push`]: conversations to the Omi cloud, exactly once (the outbox).
 //! - [`job`]: the whole job without a person (`--auto`).
 //! - [`streams`]: ring captures placed on time as the streams they were pulled in.
+//!
+//! What a running job hands each stage is a [`Ctx`]: where its [`events`]
+//! go, its stop token, its clock. What stages and jobs report is typed
+//! ([`report`]), and a failure says what a person can do about it
+//! ([`remedy`]).
 
 pub mod analyze;
+pub mod auto;
+pub mod ctx;
+pub mod edit;
 pub mod events;
 pub mod image;
 pub mod import;
-pub mod job;
+pub mod jobs;
+pub mod overview;
 pub mod pendant;
 pub mod pull;
 pub mod push;
+pub mod remedy;
+pub mod report;
 pub mod streams;
 pub mod transcribe;
+pub mod workspace;
 
-pub use events::{Event, EventSink, Silent, Stage};
+pub use ctx::Ctx;
+pub use events::{Envelope, Event, EventSink, JobId, Silent, Stage};

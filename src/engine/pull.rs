@@ -7,17 +7,19 @@
 //! session only sends ADVANCE for audio the ledger already holds, and a
 //! killed pull resumes from the ledger with nothing lost and nothing stored
 //! twice. [`pull`] runs the session with progress events (bytes, for KB/s
-//! and ETA), then VAD over whatever arrived, even when the pull failed
-//! half-way. [`device_status`] reads the status characteristic and INFO
+//! and ETA); finding the speech in what arrived is the job's next stage
+//! ([`super::analyze`]), even when the pull failed half-way. [`device_status`] reads the status characteristic and INFO
 //! without changing anything on the pendant.
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
-use super::events::{Event, EventSink, Stage};
+use super::auto::Pulled;
+use super::ctx::Ctx;
+use super::events::{Event, Origin, Stage, Unit};
+use super::report::StageReport;
 use crate::audio::Codec;
 use crate::clock::UtcMillis;
 use crate::device::link::{Connector, GattLink, LinkError};
@@ -29,7 +31,7 @@ use crate::device::session::{
 use crate::store::{Ledger, RingBatch, StoreError};
 
 /// What the ledger did with everything a pull handed it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     /// Records stored now.
     pub new_records: u64,
@@ -176,7 +178,7 @@ impl Connector for Renamed<'_> {
 }
 
 /// How the link went, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkSummary {
     /// Distinct records received.
     pub records_received: u64,
@@ -213,7 +215,7 @@ pub struct LinkSummary {
 }
 
 /// What a pull did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PullSummary {
     /// The device key in the ledger.
     pub device: String,
@@ -225,8 +227,6 @@ pub struct PullSummary {
     pub link: LinkSummary,
     /// Things worth telling the person, in order.
     pub notes: Vec<String>,
-    /// VAD over the new audio.
-    pub vad: AnalyzeReport,
     /// Why the pull stopped early, if it did (what arrived is kept).
     pub error: Option<String>,
 }
@@ -241,16 +241,15 @@ pub enum PullStop {
 }
 
 /// Pulls through `connector` into the ledger, reporting progress as
-/// [`Stage::Pull`] events in bytes, then analyses what arrived. The summary
-/// is returned even when the pull stopped early, with the reason.
+/// [`Stage::Pull`] events in bytes. The summary is returned even when the
+/// pull stopped early, with the reason.
 pub fn pull(
     ledger: &mut Ledger,
     connector: &mut dyn Connector,
     origin: &str,
     opts: &PullOptions,
-    analyze_opts: &AnalyzeOptions,
-    events: &dyn EventSink,
-) -> Result<(PullSummary, Option<PullStop>), StoreError> {
+    ctx: &Ctx,
+) -> (PullSummary, Option<PullStop>) {
     let device = connector.device_id();
     let started = Instant::now();
     let mut announced = 0u64;
@@ -258,20 +257,24 @@ pub fn pull(
         let total = p.total_records * RECORD_BYTES as u64;
         if total != announced {
             if announced == 0 {
-                events.emit(Event::StageStarted {
+                ctx.emit(Event::StageStarted {
                     stage: Stage::Pull,
                     total,
-                    unit: "bytes",
+                    unit: Unit::Bytes,
                 });
             }
             announced = total;
         }
-        events.emit(Event::Progress {
+        ctx.emit(Event::Progress {
             stage: Stage::Pull,
             done: (p.records * RECORD_BYTES as u64).min(total),
             total,
         });
-        ControlFlow::Continue(())
+        if ctx.cancel().is_cancelled() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     };
     let mut sink = LedgerSink::new(ledger, origin);
     let result = crate::device::session::pull(connector, &mut sink, opts, &mut on_progress);
@@ -288,20 +291,9 @@ pub fn pull(
     let stored = sink.stored.clone();
     let elapsed = started.elapsed().as_secs_f64();
     let distinct = report.records_received * RECORD_BYTES as u64;
-    events.emit(Event::StageFinished {
-        stage: Stage::Pull,
-        summary: format!(
-            "{} records ({:.1} MB) in {:.1} s: {} new, {} already in the ledger",
-            report.records_received,
-            distinct as f64 / 1e6,
-            elapsed,
-            stored.new_records,
-            stored.already_stored + stored.duplicates
-        ),
-    });
     for n in &report.notes {
-        events.emit(Event::Warning {
-            origin: device.clone(),
+        ctx.emit(Event::Warning {
+            origin: Origin::Device { id: device.clone() },
             message: n.clone(),
         });
     }
@@ -327,23 +319,23 @@ pub fn pull(
             0.0
         },
     };
-    let vad = analyze(ledger, analyze_opts, events)?;
     let error = stop.as_ref().map(|s| match s {
         PullStop::Session(e) => e.to_string(),
         PullStop::Ledger(e) => e.to_string(),
     });
-    Ok((
-        PullSummary {
-            device,
-            origin: origin.to_string(),
-            stored,
-            link,
-            notes: report.notes,
-            vad,
-            error,
-        },
-        stop,
-    ))
+    let summary = PullSummary {
+        device,
+        origin: origin.to_string(),
+        stored,
+        link,
+        notes: report.notes,
+        error,
+    };
+    ctx.stage_finished(
+        started,
+        StageReport::Pull(Box::new(Pulled::Pendant(summary.clone()))),
+    );
+    (summary, stop)
 }
 
 /// A pendant's storage as it reports it.
@@ -445,7 +437,6 @@ mod tests {
     use crate::device::sim::SimPendant;
     use crate::device::usb::Variant;
     use crate::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_records};
-    use crate::engine::Silent;
 
     /// A pull from `conn` into `ledger` as the tests run it: a fixed clock,
     /// no waiting between reconnects, batches of 100, one VAD worker.
@@ -458,12 +449,7 @@ mod tests {
             batch_records: 100,
             ..PullOptions::default()
         };
-        let analyze_opts = AnalyzeOptions {
-            params: crate::vad::VadParams::default(),
-            rerun_all: false,
-            workers: 1,
-        };
-        pull(ledger, conn, "sim:test", &opts, &analyze_opts, &Silent).unwrap()
+        pull(ledger, conn, "sim:test", &opts, &Ctx::default())
     }
 
     fn image(records: u64) -> Vec<u8> {

@@ -313,6 +313,16 @@ impl Ledger {
         tx.commit().ctx("cannot commit analysis")
     }
 
+    /// Samples of audio in every analysed capture (16 kHz).
+    pub fn audio_samples(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(SUM(samples), 0) FROM runs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .ctx("cannot count audio")
+    }
+
     /// The runs of a capture, in order.
     pub fn runs(&self, capture_id: i64) -> Result<Vec<RunRow>, StoreError> {
         let mut stmt = self

@@ -86,6 +86,18 @@ impl OutboxState {
         )
     }
 
+    /// Whether the row still has a request to send, in this run or a later
+    /// one: a create not confirmed yet, or a delete of a replaced copy.
+    pub fn needs_sending(self) -> bool {
+        matches!(
+            self,
+            OutboxState::Pending
+                | OutboxState::Sending
+                | OutboxState::Failed
+                | OutboxState::DeletePending
+        )
+    }
+
     /// Whether the conversation may exist in the cloud in this state.
     pub fn may_be_in_cloud(self) -> bool {
         matches!(

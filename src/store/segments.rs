@@ -168,6 +168,24 @@ impl Ledger {
         rows.into_iter().collect()
     }
 
+    /// The timeline under `rules`: every segment, with the edits in effect.
+    /// The one place the timeline is built from the ledger.
+    pub fn timeline(
+        &self,
+        rules: &crate::timeline::Rules,
+    ) -> Result<crate::timeline::Timeline, StoreError> {
+        let segments: Vec<_> = self
+            .segments()?
+            .iter()
+            .map(SegmentRow::to_timeline)
+            .collect();
+        Ok(crate::timeline::build(
+            &segments,
+            &self.active_overrides()?,
+            rules,
+        ))
+    }
+
     /// The segment with this id.
     pub fn segment(&self, id: i64) -> Result<SegmentRow, StoreError> {
         self.conn

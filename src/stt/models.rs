@@ -126,7 +126,7 @@ pub fn known_models() -> Vec<ModelInfo> {
 }
 
 /// Accepts `tiny.en`, `ggml-tiny.en` or `ggml-tiny.en.bin`.
-fn short_name(name: &str) -> &str {
+pub fn short_name(name: &str) -> &str {
     let n = name.strip_suffix(".bin").unwrap_or(name);
     n.strip_prefix("ggml-").unwrap_or(n)
 }

@@ -7,13 +7,13 @@
 //! segment]` contains that instant. Segment ids and exact boundaries change
 //! when VAD is re-run; the instant does not, so edits survive.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Segment, Timeline};
 use crate::clock::{ClockTrust, UtcMillis};
 
 /// Wall-clock time or estimated time: the two never share a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
     /// Times from a wall clock.
@@ -96,13 +96,13 @@ pub struct Override {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EditError {
     /// No conversation has this id.
-    #[error("no conversation {0} (see `omi-sync timeline`)")]
+    #[error("no conversation {0}")]
     NoSuchConversation(String),
     /// Several conversations start with this prefix.
     #[error("`{0}` matches more than one conversation: give more of the id")]
     AmbiguousConversation(String),
     /// No segment has this id.
-    #[error("no segment {0} (see `omi-sync segments`)")]
+    #[error("no segment {0}")]
     NoSuchSegment(i64),
     /// Merging across devices.
     #[error(

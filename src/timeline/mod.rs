@@ -22,7 +22,7 @@ mod identity;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::{ClockTrust, UtcMillis};
 
@@ -45,7 +45,7 @@ impl Default for Rules {
 }
 
 /// Where a segment's transcription stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SegmentStatus {
     /// VAD found speech; not transcribed yet.

@@ -319,8 +319,8 @@ fn auto_pulls_from_a_simulated_pendant_and_a_card_image() {
         .stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "done")
-        .expect("a done event");
+        .find(|v| v["event"] == "job_finished")
+        .expect("a job_finished event");
     assert_eq!(done["report"]["pulled"]["kind"], "pendant");
     assert_eq!(done["report"]["pulled"]["stored"]["new_records"], n);
     assert_eq!(done["report"]["conversations"], 2);

@@ -168,7 +168,7 @@ fn auto_demo_runs_and_a_second_run_resumes() {
     let r = sb.run(&["--auto", "--source", "demo", "--json"]);
     assert_eq!(r.code, 9, "{}", r.stderr);
     let last: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(last["event"], "done");
+    assert_eq!(last["event"], "job_finished");
     assert_eq!(last["report"]["conversations"], 2);
     // Every line is one JSON event.
     for line in r.stdout.lines() {

@@ -582,7 +582,7 @@ fn auto_pushes_the_demo_end_to_end_once_transcribed() {
 }
 
 #[test]
-fn auto_json_dry_run_is_one_event_per_line_with_stage_times() {
+fn auto_json_is_one_versioned_envelope_per_line_with_stage_times() {
     let sb = Sandbox::new();
     let r = sb.run(&["--auto", "--source", "demo", "--json", "--dry-run"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -594,21 +594,26 @@ fn auto_json_dry_run_is_one_event_per_line_with_stage_times() {
                 .unwrap_or_else(|e| panic!("not one JSON event per line: {l}: {e}"))
         })
         .collect();
-    let dry = events
-        .iter()
-        .find(|e| e["event"] == "dry_run")
-        .expect("a dry_run event");
-    assert!(
-        dry["requests"].is_array() && dry["conversations"].is_array(),
-        "{dry}"
-    );
+    for e in &events {
+        assert_eq!(e["v"], 1, "{e}");
+        assert!(e["job"].as_u64().is_some_and(|j| j > 0), "{e}");
+        assert!(e["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+    }
     let finished: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "stage_finished")
         .collect();
     assert!(finished.len() >= 2, "{}", r.stdout);
     for e in finished {
-        assert!(e["elapsed_s"].as_f64().is_some_and(|s| s >= 0.0), "{e}");
+        assert!(e["elapsed_ms"].as_u64().is_some(), "{e}");
+        assert!(e["stage"].is_string(), "{e}");
     }
-    assert_eq!(events.last().unwrap()["event"], "done");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "job_finished", "{last}");
+    assert_eq!(last["outcome"], "done", "{last}");
+    let push = &last["report"]["push"];
+    assert!(
+        push["dry_run"].is_array() && push["conversations"].is_array(),
+        "{push}"
+    );
 }

@@ -8,7 +8,7 @@ use common::{demo_frames, pack_records as records};
 use omi_sync::audio::Codec;
 use omi_sync::clock::{ClockTrust, UtcMillis};
 use omi_sync::device::capture::CaptureFormat;
-use omi_sync::engine::Silent;
+use omi_sync::engine::Ctx;
 use omi_sync::engine::analyze::{AnalyzeOptions, analyze};
 use omi_sync::store::{Ledger, NewCapture};
 use omi_sync::vad::VadParams;
@@ -57,7 +57,7 @@ fn gaps_are_kept_and_clock_not_set_audio_is_estimated() {
         rerun_all: false,
         workers: 2,
     };
-    let report = analyze(&mut ledger, &opts, &Silent).unwrap();
+    let report = analyze(&mut ledger, &opts, &Ctx::default()).unwrap();
     assert_eq!(report.captures, 1);
 
     let runs = ledger.runs(row.id).unwrap();

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::Sandbox;
 use omi_sync::device::demo;
-use omi_sync::engine::Silent;
+use omi_sync::engine::Ctx;
 use omi_sync::engine::analyze::{AnalyzeOptions, analyze};
-use omi_sync::engine::job::{Source, import_source};
+use omi_sync::engine::auto::{Source, import_source};
 use omi_sync::store::{Ledger, WordTiming};
 use omi_sync::stt::wer::wer;
 use omi_sync::timeline::{self, Rules, SegmentStatus};
@@ -80,7 +80,7 @@ fn auto_demo_transcribes_the_words_with_the_real_model() {
     // document among the NDJSON events: keep the event lines.
     let events: Vec<Value> = stdout
         .lines()
-        .filter(|l| l.starts_with("{\"event\""))
+        .filter(|l| l.starts_with("{\"v\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let landed = events
@@ -88,7 +88,7 @@ fn auto_demo_transcribes_the_words_with_the_real_model() {
         .filter(|e| e["event"] == "segment_transcribed")
         .count();
     let done = events.last().unwrap();
-    assert_eq!(done["event"], "done");
+    assert_eq!(done["event"], "job_finished");
     let report = &done["report"]["transcribe"];
     assert_eq!(report["segments"].as_u64().unwrap() as usize, landed);
     assert_eq!(report["failed"], 0);
@@ -150,13 +150,13 @@ fn auto_demo_transcribes_the_words_with_the_real_model() {
 /// A ledger with the demo imported and analysed (no transcripts).
 fn demo_ledger(dir: &std::path::Path) -> Ledger {
     let mut ledger = Ledger::open(dir).unwrap();
-    import_source(&mut ledger, &Source::Demo, &Silent).unwrap();
+    import_source(&mut ledger, &Source::Demo, &Ctx::default()).unwrap();
     let opts = AnalyzeOptions {
         params: Default::default(),
         rerun_all: false,
         workers: 2,
     };
-    analyze(&mut ledger, &opts, &Silent).unwrap();
+    analyze(&mut ledger, &opts, &Ctx::default()).unwrap();
     ledger
 }
 

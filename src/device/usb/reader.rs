@@ -243,7 +243,14 @@ impl fmt::Display for ImageAnomaly {
         if let Some(s) = self.sector {
             write!(f, "sector {s}: ")?;
         }
-        match &self.kind {
+        write!(f, "{}", self.kind)
+    }
+}
+
+/// What was found, without where (the sector is the anomaly's).
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             AnomalyKind::UnalignedSize { bytes } => write!(
                 f,
                 "image size {bytes} is not a multiple of 512; the last {} bytes are ignored",

@@ -17,14 +17,17 @@
 
 pub mod audio;
 pub mod plan;
+pub mod setup;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::events::{Event, EventSink, Stage};
+use super::ctx::Ctx;
+use super::events::{Event, Origin, Stage, Unit};
+use super::report::StageReport;
 use crate::store::{Ledger, StoreError, WordTiming};
 use crate::stt::engine::Engine;
 use crate::stt::guards::GuardConfig;
@@ -66,7 +69,7 @@ impl TranscribeOptions {
 }
 
 /// What a transcription run did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TranscribeReport {
     /// Segments that were waiting.
     pub segments: usize,
@@ -132,7 +135,7 @@ pub fn transcribe(
     ledger: &Ledger,
     engine: &Engine,
     opts: &TranscribeOptions,
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<TranscribeReport, TranscribeError> {
     let started = Instant::now();
     let plan = plan::plan(ledger, &opts.rules, &opts.pack)?;
@@ -146,10 +149,10 @@ pub fn transcribe(
         return Ok(report);
     }
     let total = report.segments as u64;
-    events.emit(Event::StageStarted {
+    ctx.emit(Event::StageStarted {
         stage: Stage::Transcribe,
         total,
-        unit: "segments",
+        unit: Unit::Segments,
     });
     let workers = opts.workers.max(1).min(plan.windows.len());
     let mut pool = {
@@ -178,7 +181,7 @@ pub fn transcribe(
     });
     let mut sink = ResultSink {
         ledger,
-        events,
+        ctx,
         assembler: Assembler::new(),
         report,
         done: 0,
@@ -226,30 +229,8 @@ pub fn transcribe(
     if let Some(e) = fatal {
         return Err(TranscribeError::Engine(e));
     }
-    events.emit(Event::StageFinished {
-        stage: Stage::Transcribe,
-        summary: summary(&report),
-    });
+    ctx.stage_finished(started, StageReport::Transcribe(report.clone()));
     Ok(report)
-}
-
-/// The one-line summary of a run.
-fn summary(r: &TranscribeReport) -> String {
-    let mut s = format!(
-        "{} segments ({:.0} s of speech) in {} windows: {} with words, {} silent",
-        r.segments, r.speech_s, r.windows, r.speech, r.silent
-    );
-    if r.failed > 0 {
-        s.push_str(&format!(", {} failed", r.failed));
-    }
-    if r.left_pending > 0 {
-        s.push_str(&format!(", {} left for the next run", r.left_pending));
-    }
-    s.push_str(&format!(
-        " ({:.1}x real time)",
-        r.speech_s / r.elapsed_s.max(1e-3)
-    ));
-    s
 }
 
 /// Logs (at trace level) where a window's parts sit and every word the
@@ -278,7 +259,7 @@ fn trace_window(window: &Window, raw: &stt::Transcript) {
 /// Where results go as they land: the ledger, the events, the report.
 struct ResultSink<'a> {
     ledger: &'a Ledger,
-    events: &'a dyn EventSink,
+    ctx: &'a Ctx<'a>,
     assembler: Assembler,
     report: TranscribeReport,
     done: u64,
@@ -339,7 +320,7 @@ impl ResultSink<'_> {
                 SegmentStatus::Silent
             }
         };
-        self.events.emit(Event::SegmentTranscribed {
+        self.ctx.emit(Event::SegmentTranscribed {
             segment: seg.segment_id,
             status,
             text: (!seg.text.is_empty()).then_some(seg.text),
@@ -358,8 +339,10 @@ impl ResultSink<'_> {
         if e.is_retryable() {
             self.report.left_pending += segments;
             if e != SttError::Cancelled {
-                self.events.emit(Event::Warning {
-                    origin: format!("window {}", job.window.index),
+                self.ctx.emit(Event::Warning {
+                    origin: Origin::Window {
+                        index: job.window.index,
+                    },
                     message: format!("{e}; its {segments} segments stay pending for the next run"),
                 });
             }
@@ -370,15 +353,17 @@ impl ResultSink<'_> {
             self.ledger
                 .set_transcript(id, SegmentStatus::Failed, None, Some(&message))?;
             self.report.failed += 1;
-            self.events.emit(Event::SegmentTranscribed {
+            self.ctx.emit(Event::SegmentTranscribed {
                 segment: id,
                 status: SegmentStatus::Failed,
                 text: None,
             });
             self.progress();
         }
-        self.events.emit(Event::Warning {
-            origin: format!("window {}", job.window.index),
+        self.ctx.emit(Event::Warning {
+            origin: Origin::Window {
+                index: job.window.index,
+            },
             message: format!("{message}; its {segments} segments are marked failed"),
         });
         Ok(())
@@ -386,7 +371,7 @@ impl ResultSink<'_> {
 
     fn progress(&mut self) {
         self.done += 1;
-        self.events.emit(Event::Progress {
+        self.ctx.emit(Event::Progress {
             stage: Stage::Transcribe,
             done: self.done.min(self.total),
             total: self.total,

@@ -47,7 +47,7 @@ pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, S
     if todo.is_empty() {
         return Ok(Plan::default());
     }
-    let groups = conversation_of(ledger, &all, rules)?;
+    let groups = conversation_of(ledger, rules)?;
     let mut runs: HashMap<i64, Vec<RunRow>> = HashMap::new();
     let mut captures = HashMap::new();
     let mut audio = HashMap::new();
@@ -98,14 +98,10 @@ pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, S
 }
 
 /// The index of each segment's conversation in the current timeline.
-fn conversation_of(
-    ledger: &Ledger,
-    all: &[SegmentRow],
-    rules: &Rules,
-) -> Result<HashMap<i64, i64>, StoreError> {
-    let segments: Vec<_> = all.iter().map(SegmentRow::to_timeline).collect();
-    let t = timeline::build(&segments, &ledger.active_overrides()?, rules);
-    Ok(t.conversations
+fn conversation_of(ledger: &Ledger, rules: &Rules) -> Result<HashMap<i64, i64>, StoreError> {
+    Ok(ledger
+        .timeline(rules)?
+        .conversations
         .iter()
         .enumerate()
         .flat_map(|(i, c)| c.segments.iter().map(move |s| (s.id, i as i64)))

@@ -1,5 +1,5 @@
 //! The whole job without a person (`omi-sync --auto`): bring in the backlog
-//! from a source, find the speech, transcribe it, lay out the timeline.
+//! from a source, find the speech, transcribe it, lay out the timeline, push.
 //!
 //! It resumes whatever an earlier run left: captures imported but not
 //! analysed are analysed, importing what is already in the ledger is a
@@ -8,20 +8,26 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
-use super::events::{Event, EventSink, Stage};
-use super::image::{ImageStop, ImageSummary, pull_image};
-use super::import::{FileStatus, ImportReport, import_bytes, import_paths};
-use super::pendant::{Pendant, PendantError};
+use super::analyze::{AnalyzeReport, analyze};
+use super::ctx::Ctx;
+use super::events::{Event, Origin, Stage, Unit};
+use super::image::{ImageSummary, pull_image};
+use super::import::{ImportReport, import_bytes, import_paths};
+use super::jobs::{JobError, error_chain};
+use super::pendant::Pendant;
 use super::pull::{PullStop, PullSummary, pull};
-use super::transcribe::{TranscribeError, TranscribeOptions, TranscribeReport, transcribe};
+use super::push::stage::{self as push_stage, PushRequest, PushStage};
+use super::remedy::Remedy;
+use super::report::StageReport;
+use super::transcribe::setup::{SttChoice, setup};
+use super::transcribe::{TranscribeReport, transcribe};
+use super::workspace::Workspace;
 use crate::clock::UtcMillis;
 use crate::device::demo;
 use crate::store::{Ledger, StoreError};
-use crate::stt::engine::Engine;
-use crate::timeline::{Domain, Rules, Timeline, build};
+use crate::timeline::Domain;
 
 /// How long `device:ID` scans for the pendant before giving up.
 pub const DEVICE_SCAN: Duration = Duration::from_secs(20);
@@ -83,7 +89,7 @@ impl Source {
 }
 
 /// What a pull from a pendant or a card brought in.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Pulled {
     /// Over Bluetooth or from the simulated pendant.
@@ -92,27 +98,9 @@ pub enum Pulled {
     Image(ImageSummary),
 }
 
-/// Why a run stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The ledger failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The pendant could not be reached at all.
-    #[error(transparent)]
-    Pendant(#[from] PendantError),
-    /// The card image could not be read.
-    #[error(transparent)]
-    Image(#[from] ImageStop),
-    /// Transcription could not go on (the ledger, or an engine that cannot
-    /// work at all).
-    #[error(transparent)]
-    Transcribe(#[from] TranscribeError),
-}
-
 /// What a run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobReport {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoReport {
     /// The import stage (phone-app files and the demo).
     pub import: ImportReport,
     /// The pull (pendant and card sources).
@@ -121,6 +109,11 @@ pub struct JobReport {
     pub vad: AnalyzeReport,
     /// The transcription stage (`None` when it did not run).
     pub transcribe: Option<TranscribeReport>,
+    /// Why transcription did not run, when it could not (no model, no key):
+    /// the speech waits, pending, for a run that has one.
+    pub transcribe_skipped: Option<Remedy>,
+    /// The push stage.
+    pub push: PushStage,
     /// Conversations on the timeline afterwards.
     pub conversations: usize,
     /// Of which with estimated times (held back from the cloud).
@@ -134,18 +127,19 @@ pub struct JobReport {
 pub fn import_source(
     ledger: &mut Ledger,
     source: &Source,
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<ImportReport, StoreError> {
     match source {
-        Source::Files(path) => import_paths(ledger, std::slice::from_ref(path), events),
+        Source::Files(path) => import_paths(ledger, std::slice::from_ref(path), ctx),
         Source::Image(_) | Source::Pendant(_) => Ok(ImportReport::default()),
         Source::Demo => {
+            let started = std::time::Instant::now();
             let now = UtcMillis::now();
             let mut report = ImportReport::default();
-            events.emit(Event::StageStarted {
+            ctx.emit(Event::StageStarted {
                 stage: Stage::Import,
                 total: demo::FILES.len() as u64,
-                unit: "files",
+                unit: Unit::Files,
             });
             for (i, f) in demo::FILES.iter().enumerate() {
                 // The phone writes a file when its chunk ends: 60 s after its start.
@@ -159,87 +153,83 @@ pub fn import_source(
                     written,
                     now,
                 )?);
-                events.emit(Event::Progress {
+                ctx.emit(Event::Progress {
                     stage: Stage::Import,
                     done: i as u64 + 1,
                     total: demo::FILES.len() as u64,
                 });
             }
-            let new = report
-                .files
-                .iter()
-                .filter(|f| f.status == FileStatus::Imported)
-                .count();
-            events.emit(Event::StageFinished {
-                stage: Stage::Import,
-                summary: format!(
-                    "{new} new demo files, {} already imported",
-                    demo::FILES.len() - new
-                ),
-            });
+            ctx.stage_finished(started, StageReport::Import(report.clone()));
             Ok(report)
         }
     }
 }
 
-/// Brings the source in (import, or pull, which finds the speech itself),
-/// finds the speech in whatever else is waiting, transcribes with `stt` when
-/// given, then lays out the timeline. A pull that stopped half-way keeps what
-/// arrived; its summary says why it stopped.
+/// Brings the source in (import, or pull), finds the speech in whatever is
+/// waiting, transcribes it when an engine can be made ready (without one
+/// the speech stays pending and the report says why), lays out the
+/// timeline and pushes (or dry-runs the push). A pull that stopped half-way
+/// keeps what arrived; its summary says why it stopped.
 pub fn run(
+    ws: &Workspace,
     ledger: &mut Ledger,
     source: &Source,
-    vad: &AnalyzeOptions,
-    stt: Option<(&Engine, &TranscribeOptions)>,
-    rules: &Rules,
-    events: &dyn EventSink,
-) -> Result<(JobReport, Timeline), JobError> {
+    push: &PushRequest,
+    ctx: &Ctx,
+) -> Result<AutoReport, JobError> {
     let (import, pulled) = match source {
-        Source::Demo | Source::Files(_) => (import_source(ledger, source, events)?, None),
+        Source::Demo | Source::Files(_) => (import_source(ledger, source, ctx)?, None),
         Source::Image(path) => {
             let device = format!("image:{}", path.display());
-            let s = pull_image(ledger, path, &device, false, vad, events)?;
+            let s = pull_image(ledger, path, &device, false, ctx)?;
             (ImportReport::default(), Some(Pulled::Image(s)))
         }
         Source::Pendant(p) => {
             let mut connector = p.connector()?;
             let opts = p.pull_options(false);
-            let (s, stop) = pull(ledger, connector.as_mut(), &p.origin(), &opts, vad, events)?;
+            let (s, stop) = pull(ledger, connector.as_mut(), &p.origin(), &opts, ctx);
             if let Some(PullStop::Ledger(e)) = stop {
                 return Err(e.into());
             }
             (ImportReport::default(), Some(Pulled::Pendant(s)))
         }
     };
-    let mut vad_report = analyze(ledger, vad, events)?;
-    match &pulled {
-        Some(Pulled::Pendant(s)) => vad_report.absorb(&s.vad),
-        Some(Pulled::Image(s)) => vad_report.absorb(&s.vad),
-        None => {}
-    }
-    let transcribe = match stt {
-        Some((engine, opts)) => Some(transcribe(ledger, engine, opts, events)?),
-        None => None,
+    let vad = analyze(ledger, &ws.analyze_options(false), ctx)?;
+    let (transcribe, transcribe_skipped) = match setup(ws, &SttChoice::default()) {
+        Ok((engine, opts)) => (Some(transcribe(ledger, &engine, &opts, ctx)?), None),
+        Err(e) => {
+            let remedy = e.remedy(ws);
+            ctx.emit(Event::Warning {
+                origin: Origin::Stage {
+                    stage: Stage::Transcribe,
+                },
+                message: format!("{}; transcription skipped this run", error_chain(&e)),
+            });
+            (None, Some(remedy))
+        }
     };
-    let segments: Vec<_> = ledger.segments()?.iter().map(|s| s.to_timeline()).collect();
-    let timeline = build(&segments, &ledger.active_overrides()?, rules);
-    let report = JobReport {
+    let timeline = ws.timeline(ledger)?;
+    let push = push_stage::run(ws, ledger, &timeline, push, ctx)?;
+    Ok(AutoReport {
         import,
         pulled,
-        vad: vad_report,
+        vad,
         transcribe,
+        transcribe_skipped,
+        push,
         conversations: timeline.conversations.len(),
         estimated_conversations: timeline
             .conversations
             .iter()
             .filter(|c| c.domain == Domain::Estimated)
             .count(),
-        pending_segments: segments
+        pending_segments: timeline
+            .conversations
             .iter()
+            .flat_map(|c| c.segments.iter())
             .filter(|s| s.status == crate::timeline::SegmentStatus::Pending)
             .count(),
-    };
-    Ok((report, timeline))
+    })
 }
 
 #[cfg(test)]

@@ -18,13 +18,16 @@
 //! The cloud answers a repeated `client_session_id` with the conversation it
 //! already has, so a crash, a retry or a second machine with the same ledger
 //! never creates a duplicate.
+//!
+//! [`stage`] is the whole stage as a job runs it (dry run, or queue and send).
+
+pub mod stage;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::events::{Event, EventSink, Stage};
 use crate::clock::UtcMillis;
 use crate::cloud::api::{ApiError, Deleted, OmiClient, PushOutcome};
 use crate::cloud::payload::CreateConversationRequest;
@@ -32,6 +35,9 @@ use crate::cloud::payload::{self, PayloadError, Piece, PushConversation, Session
 use crate::cloud::ratelimit::{Limiter, RateLimit};
 use crate::cloud::retry::{self, Jitter, NextStep, RetryPolicy, SplitMix64};
 use crate::cloud::{KeyFingerprint, PushOutcome as Outcome};
+use crate::engine::ctx::Ctx;
+use crate::engine::events::{Event, Origin, Stage, Unit, WaitReason};
+use crate::engine::report::StageReport;
 use crate::store::{Ledger, NewPush, OutboxRow, OutboxState, StoreError};
 use crate::timeline::{Conversation, Domain, SegmentStatus, Timeline};
 
@@ -90,17 +96,22 @@ impl Default for PushOptions {
 }
 
 /// Why a conversation is not pushed yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Hold {
-    /// Its times are estimated; pass `--allow-estimated-times` to push it.
-    EstimatedTime,
+    /// Its times are estimated: a person reviews them and allows it.
+    EstimatedTime {
+        /// Why they are estimated: `uptime` (the pendant's clock was not
+        /// set) or `unknown` (no usable time at all, e.g. a file name
+        /// without one).
+        clock: crate::clock::ClockTrust,
+    },
     /// Some members wait for transcription.
     WaitingForTranscription {
         /// How many.
         pending: usize,
     },
-    /// Transcription failed for some members (run `transcribe` again).
+    /// Transcription failed for some members.
     TranscriptionFailed {
         /// How many.
         failed: usize,
@@ -114,26 +125,8 @@ pub enum Hold {
     },
 }
 
-impl std::fmt::Display for Hold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Hold::EstimatedTime => f.write_str(
-                "held: its times are estimated (the pendant's clock was not set); review, then push with --allow-estimated-times",
-            ),
-            Hold::WaitingForTranscription { pending } => {
-                write!(f, "waiting: {pending} segment(s) not transcribed yet (omi-sync transcribe)")
-            }
-            Hold::TranscriptionFailed { failed } => {
-                write!(f, "held: transcription failed for {failed} segment(s); run omi-sync transcribe again")
-            }
-            Hold::NoText => f.write_str("nothing to send: no words were found in it"),
-            Hold::Invalid { message } => write!(f, "cannot be sent: {message}"),
-        }
-    }
-}
-
 /// Where one conversation of the timeline stands with the cloud.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CloudStatus {
     /// Not pushable yet.
@@ -177,7 +170,7 @@ pub enum CloudStatus {
 }
 
 /// A conversation on the timeline and its cloud status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationStatus {
     /// The timeline's id.
     pub conversation: String,
@@ -237,7 +230,12 @@ fn pieces(conv: &Conversation) -> Vec<Piece> {
 /// Why `conv` cannot be pushed, if it cannot.
 fn hold_for(conv: &Conversation, allow_estimated: bool) -> Option<Hold> {
     if conv.domain == Domain::Estimated && !allow_estimated {
-        return Some(Hold::EstimatedTime);
+        let clock = conv
+            .members()
+            .map(|s| s.clock)
+            .find(|c| !c.is_wall())
+            .unwrap_or(crate::clock::ClockTrust::Unknown);
+        return Some(Hold::EstimatedTime { clock });
     }
     let count = |st: SegmentStatus| conv.members().filter(|s| s.status == st).count();
     let pending = count(SegmentStatus::Pending);
@@ -413,7 +411,7 @@ pub fn apply(ledger: &Ledger, plan: &Plan) -> Result<(), StoreError> {
 }
 
 /// What a run of [`send`] did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PushReport {
     /// Conversations created in the cloud in this run.
     pub created: usize,
@@ -454,33 +452,15 @@ fn save_limiter(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
     )
 }
 
-/// How sleeping works (real time, or a test's clock).
-pub trait Sleeper {
-    /// Sleeps until `until` (or returns at once if it has passed).
-    fn sleep_until(&self, until: UtcMillis);
-}
-
-/// Sleeps in real time.
-pub struct RealTime;
-
-impl Sleeper for RealTime {
-    fn sleep_until(&self, until: UtcMillis) {
-        let ms = until.since(UtcMillis::now());
-        if ms > 0 {
-            std::thread::sleep(Duration::from_millis(ms as u64));
-        }
-    }
-}
-
 /// Sends what the outbox holds: deletes, then creates, until everything is
 /// done or the rest must wait longer than this run is allowed to.
 pub fn send(
     ledger: &Ledger,
     api: &dyn CloudApi,
     opts: &PushOptions,
-    sleeper: &dyn Sleeper,
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<PushReport, StoreError> {
+    let started = std::time::Instant::now();
     let mut report = PushReport::default();
     let mut rng = SplitMix64::from_entropy();
     ledger.revive_failed_pushes()?;
@@ -488,22 +468,18 @@ pub fn send(
     let work = |l: &Ledger| -> Result<Vec<OutboxRow>, StoreError> {
         Ok(l.outbox()?
             .into_iter()
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    OutboxState::Pending | OutboxState::Sending | OutboxState::DeletePending
-                )
-            })
+            // A row given up on in this run (failed) waits for the next one.
+            .filter(|r| r.state.needs_sending() && r.state != OutboxState::Failed)
             .collect())
     };
     let total = work(ledger)?.len() as u64;
     if total == 0 {
         return Ok(report);
     }
-    events.emit(Event::StageStarted {
+    ctx.emit(Event::StageStarted {
         stage: Stage::Push,
         total,
-        unit: "conversations",
+        unit: Unit::Conversations,
     });
     let mut done = 0u64;
     loop {
@@ -529,7 +505,7 @@ pub fn send(
                 .is_some_and(|r| r.state == OutboxState::Deleted)
             {
                 done += 1;
-                events.emit(Event::Progress {
+                ctx.emit(Event::Progress {
                     stage: Stage::Push,
                     done,
                     total,
@@ -551,12 +527,12 @@ pub fn send(
                 &mut limiter,
                 &mut rng,
                 &mut report,
-                events,
+                ctx,
             )?;
             match outcome {
                 Some(CreateEnd::Done) => {
                     done += 1;
-                    events.emit(Event::Progress {
+                    ctx.emit(Event::Progress {
                         stage: Stage::Push,
                         done,
                         total,
@@ -591,22 +567,23 @@ pub fn send(
             && limiter.window(api.key()).remaining(&opts.limit, now) == 0;
         let short = wait_ms <= opts.max_wait_in_run.as_millis() as i64;
         if opts.wait || (short && !budget_spent) {
-            events.emit(Event::Waiting {
+            ctx.emit(Event::Waiting {
                 stage: Stage::Push,
-                until: next.to_rfc3339(),
+                until: next,
                 reason: if budget_spent {
-                    format!(
-                        "the cloud allows {} new conversations {}",
-                        opts.limit.max_per_window,
-                        per_window(opts.limit.window)
-                    )
+                    WaitReason::HourlyBudget {
+                        limit: opts.limit.max_per_window,
+                        window_s: opts.limit.window.as_secs(),
+                    }
                 } else if next == allowed_at && !creates.is_empty() {
-                    "the cloud asked to wait (429)".to_string()
+                    WaitReason::ServerAsked { status: 429 }
                 } else {
-                    "waiting to retry".to_string()
+                    WaitReason::Backoff { attempt: 0 }
                 },
             });
-            sleeper.sleep_until(next);
+            if ctx.sleep_until(next).is_err() {
+                break;
+            }
             continue;
         }
         break;
@@ -639,20 +616,7 @@ pub fn send(
         }
         report.all_sent_by = Some(at);
     }
-    events.emit(Event::StageFinished {
-        stage: Stage::Push,
-        summary: format!(
-            "{} created, {} replaced, {} rejected, {} still queued{}",
-            report.created,
-            report.deleted,
-            report.rejected.len(),
-            report.queued,
-            report
-                .next_attempt_at
-                .map(|t| format!(" (next attempt at {t})"))
-                .unwrap_or_default()
-        ),
-    });
+    ctx.stage_finished(started, StageReport::Push(report.clone()));
     Ok(report)
 }
 
@@ -670,7 +634,7 @@ fn create_one(
     limiter: &mut Limiter,
     rng: &mut dyn Jitter,
     report: &mut PushReport,
-    events: &dyn EventSink,
+    ctx: &Ctx,
 ) -> Result<Option<CreateEnd>, StoreError> {
     let id = &row.push.session_id;
     let request: CreateConversationRequest = match serde_json::from_str(&row.push.request) {
@@ -698,6 +662,11 @@ fn create_one(
             };
             ledger.mark_pushed(id, cloud_id)?;
             report.created += 1;
+            ctx.emit(Event::ConversationPushed {
+                conversation: row.push.conversation.clone(),
+                session_id: id.clone(),
+                cloud_id: cloud_id.clone(),
+            });
             Ok(Some(CreateEnd::Done))
         }
         NextStep::RetryAt { at, reason } => {
@@ -710,8 +679,10 @@ fn create_one(
         }
         NextStep::GiveUp { reason } => {
             ledger.mark_failed(id, &reason)?;
-            events.emit(Event::Warning {
-                origin: format!("conversation {}", row.push.conversation),
+            ctx.emit(Event::Warning {
+                origin: Origin::Conversation {
+                    id: row.push.conversation.clone(),
+                },
                 message: format!("not pushed in this run: {reason}"),
             });
             report.failed.push((row.push.conversation.clone(), reason));
@@ -720,8 +691,10 @@ fn create_one(
         NextStep::MarkRejected { status, message } => {
             let message = format!("HTTP {status}: {message}");
             ledger.mark_rejected(id, &message)?;
-            events.emit(Event::Warning {
-                origin: format!("conversation {}", row.push.conversation),
+            ctx.emit(Event::Warning {
+                origin: Origin::Conversation {
+                    id: row.push.conversation.clone(),
+                },
                 message: format!("refused by the Omi cloud: {message}"),
             });
             report
@@ -811,15 +784,5 @@ fn delete_one(
             ledger.delay_delete(id, at, &format!("delete of {cloud_id}: {e}"))?;
             Ok(None)
         }
-    }
-}
-
-/// "per hour", "per 30 min" or "per 4 s": the rate window in words.
-fn per_window(window: Duration) -> String {
-    match window.as_secs() {
-        3600 => "per hour".to_string(),
-        s if s % 3600 == 0 => format!("per {} h", s / 3600),
-        s if s % 60 == 0 => format!("per {} min", s / 60),
-        s => format!("per {s} s"),
     }
 }

@@ -1,0 +1,512 @@
+//! Jobs: what a face asks the engine to do, run blocking or on a thread.
+//!
+//! A [`Job`] names the work (import these files, pull that pendant, push,
+//! the whole `--auto` run, ...). [`run`] does it on the calling thread;
+//! [`spawn`] on its own thread and returns a [`JobHandle`] with the job's
+//! id, its [`Cancel`] token and, at the end, its result. Either way the job
+//! reports `job_started`, its stages' events and `job_finished` through one
+//! [`EventSink`], each in an envelope with the job's id.
+//!
+//! A failure is a [`JobError`] with a [`class`](JobError::class) (usage,
+//! temporary, needs a person, failed: the command line's exit codes come
+//! from it) and, where a person can do something, a [`Remedy`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use super::analyze::{AnalyzeReport, analyze};
+use super::auto::{self, Pulled, Source};
+use super::ctx::Ctx;
+use super::events::{Event, EventSink, JobId, JobOutcome};
+use super::image::{ImageStop, pull_image};
+use super::import::{ImportReport, import_paths};
+use super::pendant::{Pendant, PendantError};
+use super::pull::{PullStop, Renamed, pull};
+use super::push::stage::{self as push_stage, PushError, PushRequest};
+use super::remedy::{KeyService, Remedy};
+use super::report::{JobKind, JobReport};
+use super::transcribe::setup::{SetupError, SttChoice, setup};
+use super::transcribe::{TranscribeError, TranscribeReport, transcribe};
+use super::workspace::Workspace;
+use crate::cancel::Cancel;
+use crate::clock::{Clock, SystemClock};
+use crate::cloud::credentials::CredentialError;
+use crate::device::link::Connector;
+use crate::store::{LockError, StoreError};
+use crate::stt::SttError;
+
+/// Work a face can ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Import phone-app files and folders, then find the speech in them.
+    Import {
+        /// Files or folders.
+        paths: Vec<PathBuf>,
+    },
+    /// Pull a pendant or a card, then find the speech in what arrived.
+    Pull(PullRequest),
+    /// Find speech in the captures not analysed yet (all with `rerun`).
+    Vad {
+        /// Analyse every capture again.
+        rerun: bool,
+    },
+    /// Transcribe what is pending.
+    Transcribe(SttChoice),
+    /// Push conversations to the cloud.
+    Push(PushRequest),
+    /// The whole job without a person (`--auto`).
+    Auto {
+        /// Where the backlog comes from.
+        source: Source,
+        /// How to push.
+        push: PushRequest,
+    },
+}
+
+impl Job {
+    /// What kind of job it is.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::Import { .. } => JobKind::Import,
+            Job::Pull(_) => JobKind::Pull,
+            Job::Vad { .. } => JobKind::Vad,
+            Job::Transcribe(_) => JobKind::Transcribe,
+            Job::Push(_) => JobKind::Push,
+            Job::Auto { .. } => JobKind::Auto,
+        }
+    }
+}
+
+/// Where a pull reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullFrom {
+    /// A pendant (Bluetooth or simulated).
+    Pendant(Pendant),
+    /// A card image or block device (only ever read).
+    Image(PathBuf),
+}
+
+/// A pull, as a person asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    /// From where.
+    pub from: PullFrom,
+    /// Never tell the pendant to free anything.
+    pub keep_on_device: bool,
+    /// With an image: also list what else is on the card.
+    pub forensic: bool,
+    /// The name the pendant goes by in the ledger (default: its own).
+    pub name: Option<String>,
+}
+
+/// The error class: what kind of help a failure needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request itself was wrong (bad arguments, a bad setting).
+    Usage,
+    /// Trying again later can help (network, a busy device, a rate limit).
+    Temporary,
+    /// A person must fix something first (disk full, no model, refused key).
+    NeedsPerson,
+    /// Anything else.
+    Failed,
+}
+
+/// Why a job stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The request was wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The ledger failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pendant could not be reached at all.
+    #[error(transparent)]
+    Pendant(#[from] PendantError),
+    /// The card image could not be read.
+    #[error(transparent)]
+    Image(#[from] ImageStop),
+    /// No transcription engine could be made ready.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// Transcription could not go on.
+    #[error(transparent)]
+    Transcribe(#[from] TranscribeError),
+    /// The push stage could not run.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// Another run holds the data directory.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The job was cancelled before it could finish.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl JobError {
+    /// What kind of help it needs.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            JobError::Usage(_) => ErrorClass::Usage,
+            JobError::Cancelled => ErrorClass::Failed,
+            JobError::Pendant(e) if e.is_usage() => ErrorClass::Usage,
+            JobError::Pendant(e) if e.is_temporary() => ErrorClass::Temporary,
+            JobError::Pendant(_) | JobError::Setup(_) => ErrorClass::NeedsPerson,
+            JobError::Transcribe(TranscribeError::Engine(_)) => ErrorClass::NeedsPerson,
+            JobError::Push(PushError::Credentials(_)) => ErrorClass::NeedsPerson,
+            JobError::Push(PushError::Client { .. }) => ErrorClass::Usage,
+            JobError::Image(ImageStop::Image(_)) => ErrorClass::Failed,
+            JobError::Lock(LockError::Busy { .. }) => ErrorClass::Temporary,
+            other => classify(other),
+        }
+    }
+
+    /// What a person can do about it, when something can be done.
+    pub fn remedy(&self, ws: &Workspace) -> Option<Remedy> {
+        match self {
+            JobError::Setup(e) => Some(e.remedy(ws)),
+            JobError::Transcribe(TranscribeError::Engine(SttError::Model { .. })) => {
+                Some(Remedy::GetModel {
+                    name: crate::stt::models::short_name(&ws.config.stt.model).to_string(),
+                })
+            }
+            JobError::Transcribe(TranscribeError::Engine(SttError::Auth { engine, .. })) => {
+                Some(Remedy::CheckKey {
+                    service: if *engine == "deepgram" {
+                        KeyService::Deepgram
+                    } else {
+                        KeyService::Openai
+                    },
+                    scope: None,
+                })
+            }
+            JobError::Push(PushError::Credentials(CredentialError::Missing { .. })) => {
+                Some(Remedy::ProvideKey {
+                    service: KeyService::Omi,
+                })
+            }
+            JobError::Push(PushError::Credentials(_)) => Some(Remedy::CheckKey {
+                service: KeyService::Omi,
+                scope: None,
+            }),
+            JobError::Pendant(PendantError::Bluetooth(e)) if e.is_temporary() => {
+                Some(Remedy::ReachPendant)
+            }
+            JobError::Pendant(PendantError::Bluetooth(_)) => Some(Remedy::FixBluetooth),
+            JobError::Lock(LockError::Busy { holder, .. }) => Some(Remedy::WaitForOtherRun {
+                holder: holder.clone(),
+            }),
+            other => storage_remedy(other, ws),
+        }
+    }
+}
+
+/// The class of an error from what its causes are: a full disk, a
+/// read-only or damaged database, a permission problem need a person.
+pub fn classify(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
+    if io_cause(error).is_some_and(needs_a_person)
+        || sqlite_code(error).is_some_and(sqlite_needs_a_person)
+    {
+        ErrorClass::NeedsPerson
+    } else {
+        ErrorClass::Failed
+    }
+}
+
+/// Whether an OS error is one a retry cannot fix.
+fn needs_a_person(io: &std::io::Error) -> bool {
+    io.raw_os_error() == Some(28) // ENOSPC
+        || io.kind() == std::io::ErrorKind::PermissionDenied
+        || io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+        || io.kind() == std::io::ErrorKind::StorageFull
+}
+
+fn sqlite_needs_a_person(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        code,
+        DiskFull | ReadOnly | DatabaseCorrupt | NotADatabase | CannotOpen | PermissionDenied
+    )
+}
+
+/// The first OS error in the chain of causes.
+fn io_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e std::io::Error> {
+    std::iter::successors(Some(error), |e| e.source())
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+}
+
+/// The first SQLite error code in the chain of causes.
+fn sqlite_code(error: &(dyn std::error::Error + 'static)) -> Option<rusqlite::ErrorCode> {
+    std::iter::successors(Some(error), |e| e.source()).find_map(|e| match e.downcast_ref() {
+        Some(rusqlite::Error::SqliteFailure(f, _)) => Some(f.code),
+        _ => None,
+    })
+}
+
+/// What to do about a failure of the disk or the database, if it is one.
+fn storage_remedy(error: &(dyn std::error::Error + 'static), ws: &Workspace) -> Option<Remedy> {
+    let full = io_cause(error).is_some_and(|io| {
+        io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull
+    }) || sqlite_code(error) == Some(rusqlite::ErrorCode::DiskFull);
+    if full {
+        return Some(Remedy::FreeSpace {
+            path: ws.data_dir.clone(),
+        });
+    }
+    let denied = io_cause(error).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    }) || matches!(
+        sqlite_code(error),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::PermissionDenied)
+    );
+    denied.then(|| Remedy::FixPermissions {
+        path: ws.data_dir.clone(),
+    })
+}
+
+/// What an import job did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImportJob {
+    /// The files.
+    #[serde(flatten)]
+    pub import: ImportReport,
+    /// The speech found in them.
+    pub vad: AnalyzeReport,
+}
+
+/// What a pull job did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PullJob {
+    /// The pull (its summary says why it stopped early, if it did).
+    #[serde(flatten)]
+    pub pulled: Pulled,
+    /// The speech found in what arrived.
+    pub vad: AnalyzeReport,
+}
+
+/// The process-wide job counter.
+static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh job id.
+pub fn next_job_id() -> JobId {
+    JobId(NEXT_JOB.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs `job` on this thread under `ctx` (whose id it takes), reporting
+/// `job_started` and `job_finished` around it.
+pub fn run(ws: &Workspace, job: &Job, ctx: &Ctx) -> Result<JobReport, JobError> {
+    ctx.emit(Event::JobStarted { kind: job.kind() });
+    let result = match ctx.check() {
+        Err(_) => Err(JobError::Cancelled),
+        Ok(()) => dispatch(ws, job, ctx),
+    };
+    let outcome = match &result {
+        Ok(report) if ctx.cancel().is_cancelled() => {
+            let _ = report;
+            JobOutcome::Cancelled
+        }
+        Ok(report) => JobOutcome::Done {
+            report: Box::new(report.clone()),
+        },
+        Err(JobError::Cancelled) => JobOutcome::Cancelled,
+        Err(e) => JobOutcome::Failed {
+            error: error_chain(e),
+            remedy: e.remedy(ws),
+        },
+    };
+    ctx.emit(Event::JobFinished { outcome });
+    result
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
+}
+
+/// A job running on its own thread.
+pub struct JobHandle {
+    id: JobId,
+    kind: JobKind,
+    cancel: Cancel,
+    thread: JoinHandle<Result<JobReport, JobError>>,
+}
+
+impl JobHandle {
+    /// The job's id (as in its events).
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// What kind of job it is.
+    pub fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    /// Asks the job to stop; it finishes the write in hand, then ends.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The job's stop token.
+    pub fn cancel_token(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the job to end and returns its result.
+    pub fn join(self) -> Result<JobReport, JobError> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(JobError::Usage("the job's thread panicked".into())))
+    }
+}
+
+/// Starts `job` on its own thread, reporting to `sink` on the system clock.
+pub fn spawn(ws: Arc<Workspace>, job: Job, sink: Arc<dyn EventSink>) -> JobHandle {
+    spawn_with_clock(ws, job, sink, Arc::new(SystemClock))
+}
+
+/// [`spawn`] with another clock (tests).
+pub fn spawn_with_clock(
+    ws: Arc<Workspace>,
+    job: Job,
+    sink: Arc<dyn EventSink>,
+    clock: Arc<dyn Clock>,
+) -> JobHandle {
+    let id = next_job_id();
+    let cancel = Cancel::new();
+    let kind = job.kind();
+    let token = cancel.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("omi-sync job {}", id.0))
+        .spawn(move || {
+            let ctx = Ctx::new(id, sink.as_ref(), token, clock.as_ref());
+            run(&ws, &job, &ctx)
+        })
+        .expect("a thread can be started");
+    JobHandle {
+        id,
+        kind,
+        cancel,
+        thread,
+    }
+}
+
+fn dispatch(ws: &Workspace, job: &Job, ctx: &Ctx) -> Result<JobReport, JobError> {
+    match job {
+        Job::Import { paths } => {
+            let mut ledger = ws.ledger()?;
+            let import = import_paths(&mut ledger, paths, ctx)?;
+            let vad = analyze(&mut ledger, &ws.analyze_options(false), ctx)?;
+            Ok(JobReport::Import(ImportJob { import, vad }))
+        }
+        Job::Pull(req) => pull_job(ws, req, ctx).map(|p| JobReport::Pull(Box::new(p))),
+        Job::Vad { rerun } => {
+            let mut ledger = ws.ledger()?;
+            Ok(JobReport::Vad(analyze(
+                &mut ledger,
+                &ws.analyze_options(*rerun),
+                ctx,
+            )?))
+        }
+        Job::Transcribe(choice) => transcribe_job(ws, choice, ctx).map(JobReport::Transcribe),
+        Job::Push(req) => {
+            let ledger = ws.ledger()?;
+            let _lock = if req.dry_run {
+                None
+            } else {
+                Some(ws.run_lock()?)
+            };
+            let timeline = ws.timeline(&ledger)?;
+            Ok(JobReport::Push(push_stage::run(
+                ws, &ledger, &timeline, req, ctx,
+            )?))
+        }
+        Job::Auto { source, push } => {
+            auto_job(ws, source, push, ctx).map(|a| JobReport::Auto(Box::new(a)))
+        }
+    }
+}
+
+fn pull_job(ws: &Workspace, req: &PullRequest, ctx: &Ctx) -> Result<PullJob, JobError> {
+    let _lock = ws.run_lock()?;
+    let mut ledger = ws.ledger()?;
+    let pulled = match &req.from {
+        PullFrom::Image(path) => {
+            let device = req
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("image:{}", path.display()));
+            Pulled::Image(pull_image(&mut ledger, path, &device, req.forensic, ctx)?)
+        }
+        PullFrom::Pendant(pendant) => {
+            if req.forensic {
+                return Err(JobError::Usage(
+                    "a forensic pass reads a card: use it with an image".into(),
+                ));
+            }
+            let mut connector = pendant.connector()?;
+            let opts = pendant.pull_options(req.keep_on_device);
+            let mut renamed;
+            let connector = match &req.name {
+                Some(name) => {
+                    renamed = Renamed::new(connector.as_mut(), name.clone());
+                    &mut renamed as &mut dyn Connector
+                }
+                None => connector.as_mut(),
+            };
+            let (summary, stop) = pull(&mut ledger, connector, &pendant.origin(), &opts, ctx);
+            if let Some(PullStop::Ledger(e)) = stop {
+                return Err(e.into());
+            }
+            Pulled::Pendant(summary)
+        }
+    };
+    // What arrived is analysed even when the pull stopped half-way.
+    let vad = analyze(&mut ledger, &ws.analyze_options(false), ctx)?;
+    Ok(PullJob { pulled, vad })
+}
+
+fn transcribe_job(
+    ws: &Workspace,
+    choice: &SttChoice,
+    ctx: &Ctx,
+) -> Result<TranscribeReport, JobError> {
+    let ledger = ws.ledger()?;
+    if ledger.untranscribed_segments()?.is_empty() {
+        return Ok(TranscribeReport::default());
+    }
+    let (engine, opts) = setup(ws, choice)?;
+    Ok(transcribe(&ledger, &engine, &opts, ctx)?)
+}
+
+fn auto_job(
+    ws: &Workspace,
+    source: &Source,
+    push: &PushRequest,
+    ctx: &Ctx,
+) -> Result<auto::AutoReport, JobError> {
+    let mut ledger = ws.ledger()?;
+    let _lock = ws.run_lock()?;
+    auto::run(ws, &mut ledger, source, push, ctx)
+}
