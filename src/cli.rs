@@ -232,11 +232,14 @@ pub enum Command {
         rerun: bool,
     },
 
-    /// Show where the config file and data live, or print an example config.
+    /// Show where the config file, data and log live, or print an example config or its schema.
     Config {
         /// Print a complete example config file with every default.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "schema")]
         example: bool,
+        /// Print the JSON Schema of the config file (for editors and checkers).
+        #[arg(long)]
+        schema: bool,
     },
 
     /// List the Omi pendants in Bluetooth range.
@@ -267,6 +270,14 @@ pub enum Command {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+
+    /// Write a man page for every command into a directory (for packagers).
+    #[command(hide = true)]
+    Man {
+        /// Where to write `omi-sync.1`, `omi-sync-import.1`, ... (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 

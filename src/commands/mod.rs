@@ -48,7 +48,13 @@ impl Context {
         let out = Output::new(global);
         let config_path = global.config.clone().or_else(default_config_path);
         let config = match &config_path {
-            Some(p) => Config::load(p).map_err(Failure::usage)?,
+            Some(p) => {
+                let loaded = Config::load(p).map_err(Failure::usage)?;
+                for unknown in &loaded.unknown_keys {
+                    out.warn("config", &unknown.to_string());
+                }
+                loaded.config
+            }
             None => Config::default(),
         };
         let data_dir = config
@@ -128,12 +134,13 @@ pub fn run(cli: Cli) -> CommandResult {
         Some(Command::Push { args }) => push::run(&ctx, &args),
         Some(Command::Login) => push::login(&ctx),
         Some(Command::Logout) => push::logout(&ctx),
-        Some(Command::Config { example }) => settings::config(&ctx, example),
+        Some(Command::Config { example, schema }) => settings::config(&ctx, example, schema),
         Some(Command::Devices { scan }) => device::devices(&ctx, scan),
         Some(Command::Pull(args)) => pull::run(&ctx, &args),
         Some(Command::Device {
             command: DeviceCommand::Status { pendant },
         }) => device::status(&ctx, &pendant),
         Some(Command::Completions { shell }) => settings::completions(shell),
+        Some(Command::Man { out }) => settings::man_pages(&ctx, &out),
     }
 }

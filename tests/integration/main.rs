@@ -20,6 +20,7 @@ mod cloud_api;
 mod cloud_payload;
 mod cloud_retry;
 mod cloud_secrets;
+mod config_files;
 mod device_fuzz;
 mod device_image;
 mod device_pull;
