@@ -24,6 +24,7 @@ pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+pub mod cpu;
 pub mod device;
 pub mod engine;
 pub mod exit;

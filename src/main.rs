@@ -8,6 +8,10 @@ use omi_sync::exit::ExitCode;
 use omi_sync::term::{BAD, paint};
 
 fn main() -> std::process::ExitCode {
+    // Before anything else, and long before any whisper.cpp code: what the
+    // processor can do (the local Whisper engine refuses an older one with
+    // one line instead of dying on an illegal instruction).
+    omi_sync::cpu::detect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
