@@ -28,6 +28,8 @@ pub mod cpu;
 pub mod device;
 pub mod engine;
 pub mod exit;
+pub mod notify;
+pub mod runlog;
 pub mod store;
 pub mod stt;
 pub mod term;

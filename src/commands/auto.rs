@@ -25,6 +25,18 @@ struct Done<'a> {
 
 /// `omi-sync --auto [--source SOURCE] [--dry-run] [--wait] [--allow-estimated-times]`
 pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> CommandResult {
+    let mut outcome = crate::notify::AutoOutcome::default();
+    let result = job(ctx, source, push_args, &mut outcome);
+    crate::notify::auto_finished(&ctx.config.auto, &outcome.ended(&result));
+    result
+}
+
+fn job(
+    ctx: &Context,
+    source: Option<&str>,
+    push_args: &PushArgs,
+    outcome: &mut crate::notify::AutoOutcome,
+) -> CommandResult {
     let source = source.ok_or_else(|| {
         Failure::usage(anyhow!(
             "--auto needs a source: `--source demo` for the built-in demo, `--source PATH` for phone-app .bin files, \
@@ -35,12 +47,14 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
     let source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;
     let mut ledger = ctx.ledger()?;
     let _lock = ctx.run_lock()?;
-    let progress = ctx.out.event_stream();
+    let progress = crate::runlog::Tee(ctx.out.event_stream());
     // Without an engine (no model, no key) the rest still runs: the speech
     // waits, pending, for a run that has one, and the warning says how.
+    let mut stt_problem = None;
     let stt = match transcribe::setup(ctx, &TranscribeArgs::default()) {
         Ok(s) => Some(s),
         Err(f) => {
+            stt_problem = Some(format!("{:#}; speech waits untranscribed", f.error));
             progress.emit(Event::Warning {
                 origin: "transcribe".into(),
                 message: format!("{:#}; transcription skipped this run", f.error),
@@ -57,7 +71,11 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
         &progress,
     )
     .map_err(job_failure)?;
+    if report.pending_segments > 0 {
+        outcome.needs_a_person = stt_problem;
+    }
     let pushed = push_cmd::stage(ctx, &ledger, &timeline, push_args, &progress, true)?;
+    outcome.pushed = pushed.report.as_ref().map_or(0, |r| r.created);
     let held = pushed
         .conversations
         .iter()
