@@ -27,6 +27,7 @@ pub mod edit;
 pub mod events;
 pub mod image;
 pub mod import;
+pub mod janitor;
 pub mod jobs;
 pub mod overview;
 pub mod pendant;

@@ -57,6 +57,11 @@ impl Sandbox {
         self.dir.path().join("data")
     }
 
+    /// The sandbox's XDG state directory (`--auto` logs to `omi-sync/auto.log` in it).
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// A folder inside the sandbox for input files.
     pub fn inputs(&self) -> PathBuf {
         let p = self.dir.path().join("inputs");
@@ -72,6 +77,8 @@ impl Sandbox {
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .env("NO_COLOR", "1")
+            // `--auto` keeps its log in the state directory: the sandbox's.
+            .env("XDG_STATE_HOME", self.state())
             // Never touch the user's real keyring or API key.
             .env(
                 "DBUS_SESSION_BUS_ADDRESS",
