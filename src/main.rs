@@ -82,7 +82,13 @@ fn report(failure: &Failure, json: bool) {
             anstream::eprintln!("  caused by: {text}");
         }
     }
-    if let Some(hint) = &failure.hint {
+    // An error that already says what to do (the processor check) is not
+    // told twice.
+    if let Some(hint) = failure
+        .hint
+        .as_ref()
+        .filter(|h| !failure.error.to_string().contains(h.as_str()))
+    {
         anstream::eprintln!("  what to do: {hint}");
     }
     if json {

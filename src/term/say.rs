@@ -214,6 +214,7 @@ pub fn remedy(remedy: &Remedy) -> String {
             data_dir.display()
         ),
         Remedy::Upgrade => "upgrade omi-sync".to_string(),
+        Remedy::OtherEngine => "transcribe with --engine deepgram or --engine openai, or build omi-sync on this machine (cargo install --path .)".to_string(),
         Remedy::ApiGone => "the Omi cloud no longer offers this API: check for a newer omi-sync, or point --api-url at a server that has it".to_string(),
         Remedy::WaitForOtherRun { holder } => format!(
             "wait for the other run ({holder}) to finish, then run the same command again"
