@@ -31,12 +31,7 @@ fn prune(sb: &Sandbox, args: &[&str], now: Option<&str>) -> Run {
     if let Some(now) = now {
         cmd.env("OMI_SYNC_NOW", now);
     }
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(cmd.output().unwrap())
 }
 
 /// Every capture's custody (`kept`, `due`, `freed`) and stored path.

@@ -44,6 +44,17 @@ impl Run {
     }
 }
 
+impl From<Output> for Run {
+    /// A finished command's exit code and output.
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Sandbox {
     /// A new, empty sandbox.
     pub fn new() -> Self {
@@ -98,11 +109,7 @@ impl Sandbox {
     /// Runs `omi-sync ARGS...` and collects its output.
     pub fn run(&self, args: &[&str]) -> Run {
         let out: Output = self.cmd().args(args).output().expect("run omi-sync");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 }
 
