@@ -441,11 +441,6 @@ impl Info {
     pub fn ring_id(&self) -> Option<u64> {
         self.custody.map(|c| c.ring_id)
     }
-
-    /// Whether `seq` lies in `[read_seq, write_seq]` (a valid resume point).
-    pub fn contains_resume_point(&self, seq: u64) -> bool {
-        self.read_seq <= seq && seq <= self.write_seq
-    }
 }
 
 /// A notification from the control characteristic.

@@ -115,6 +115,51 @@ pub enum Discard {
     },
 }
 
+/// What a stored resume point means for the ring a pendant (or its card)
+/// holds now: the custody rule a BLE pull and a card read both apply
+/// ([`resume_fit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeFit {
+    /// The same ring, and the point lies in it: continue there.
+    Resume {
+        /// False when only one side has a ring id: the resume can go on,
+        /// but nothing may be freed on the strength of it.
+        ids_compared: bool,
+    },
+    /// The point no longer fits the ring: discard it, for this reason.
+    Discard(Discard),
+}
+
+/// Checks a stored resume point against the ring now held: ring id
+/// `ring_id`, records from `read_seq` (the oldest not freed) to `end_seq`
+/// (one past the newest: INFO's write_seq, or the end of a card's salvage).
+///
+/// A different ring id, or a point beyond `end_seq`, means the ring was
+/// cleared or replaced ([`Discard::RingReplaced`]); a point below
+/// `read_seq` means the same ring freed or overwrote records before they
+/// were pulled ([`Discard::RecordsLost`]).
+pub fn resume_fit(
+    point: &ResumePoint,
+    ring_id: Option<u64>,
+    read_seq: u64,
+    end_seq: u64,
+) -> ResumeFit {
+    let id_changed = matches!((point.ring_id, ring_id), (Some(a), Some(b)) if a != b);
+    if id_changed || point.durable_seq > end_seq {
+        ResumeFit::Discard(Discard::RingReplaced {
+            new_ring_id: ring_id,
+        })
+    } else if point.durable_seq < read_seq {
+        ResumeFit::Discard(Discard::RecordsLost {
+            seqs: point.durable_seq..read_seq,
+        })
+    } else {
+        ResumeFit::Resume {
+            ids_compared: point.ring_id.is_some() == ring_id.is_some(),
+        }
+    }
+}
+
 /// What to write to the time characteristic on connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeSync {
@@ -540,59 +585,55 @@ impl Session<'_> {
         let mut matches = false;
         let mut confirmed = true;
         if let Some(rp) = stored {
-            let id_changed = matches!((rp.ring_id, ring_id), (Some(a), Some(b)) if a != b);
-            if id_changed || !info.contains_resume_point(rp.durable_seq) {
-                let why = if id_changed {
-                    format!(
-                        "the ring id changed ({:#x} to {:#x})",
-                        rp.ring_id.unwrap_or(0),
-                        ring_id.unwrap_or(0)
-                    )
-                } else if rp.durable_seq < info.read_seq {
-                    format!(
-                        "the pendant's read_seq {} is past the resume point {} ({} records were overwritten or freed before they were pulled)",
-                        info.read_seq,
-                        rp.durable_seq,
-                        info.read_seq - rp.durable_seq
-                    )
-                } else {
-                    format!(
-                        "the resume point {} lies beyond the pendant's write_seq {}",
-                        rp.durable_seq, info.write_seq
-                    )
-                };
-                let same_ring = !id_changed && rp.durable_seq < info.read_seq;
-                let discard = if same_ring {
-                    // Same ring, but records were lost on the device: start at read_seq.
-                    self.note(format!("{why}; starting from read_seq {}", info.read_seq));
-                    Discard::RecordsLost {
-                        seqs: rp.durable_seq..info.read_seq,
+            match resume_fit(&rp, ring_id, info.read_seq, info.write_seq) {
+                ResumeFit::Discard(discard) => {
+                    match &discard {
+                        Discard::RecordsLost { seqs } => self.note(format!(
+                            "the pendant's read_seq {} is past the resume point {} ({} records were \
+                             overwritten or freed before they were pulled); starting from read_seq {}",
+                            info.read_seq,
+                            rp.durable_seq,
+                            seqs.end - seqs.start,
+                            info.read_seq
+                        )),
+                        Discard::RingReplaced { .. } => {
+                            let why = if rp.durable_seq > info.write_seq && rp.ring_id == ring_id {
+                                format!(
+                                    "the resume point {} lies beyond the pendant's write_seq {}",
+                                    rp.durable_seq, info.write_seq
+                                )
+                            } else {
+                                format!(
+                                    "the ring id changed ({:#x} to {:#x})",
+                                    rp.ring_id.unwrap_or(0),
+                                    ring_id.unwrap_or(0)
+                                )
+                            };
+                            self.note(format!(
+                                "the ring was cleared or replaced: {why}; the resume point is discarded \
+                                 and the pull starts from the new read_seq {}",
+                                info.read_seq
+                            ));
+                            self.report.ring_replaced = true;
+                            self.report.seq_range = None;
+                        }
                     }
-                } else {
-                    self.note(format!(
-                        "the ring was cleared or replaced: {why}; the resume point is discarded and the pull starts from the new read_seq {}",
-                        info.read_seq
-                    ));
-                    self.report.ring_replaced = true;
-                    self.report.seq_range = None;
-                    Discard::RingReplaced {
-                        new_ring_id: ring_id,
+                    sink.discard_resume_point(&self.device, rp, &discard)?;
+                    self.advanced = None;
+                    self.high_water = info.read_seq;
+                }
+                ResumeFit::Resume { ids_compared } => {
+                    matches = true;
+                    start = rp.durable_seq;
+                    if !ids_compared {
+                        // The ids cannot be compared: resume, but free nothing on that basis.
+                        confirmed = false;
+                        self.note(format!(
+                            "the resume point's ring id ({}) and the pendant's ({}) cannot be compared; resuming at {start} without sending ADVANCE on this connection",
+                            rp.ring_id.map_or("none".into(), |r| format!("{r:#x}")),
+                            ring_id.map_or("none".into(), |r| format!("{r:#x}")),
+                        ));
                     }
-                };
-                sink.discard_resume_point(&self.device, rp, &discard)?;
-                self.advanced = None;
-                self.high_water = info.read_seq;
-            } else {
-                matches = true;
-                start = rp.durable_seq;
-                if rp.ring_id.is_some() != ring_id.is_some() {
-                    // The ids cannot be compared: resume, but free nothing on that basis.
-                    confirmed = false;
-                    self.note(format!(
-                        "the resume point's ring id ({}) and the pendant's ({}) cannot be compared; resuming at {start} without sending ADVANCE on this connection",
-                        rp.ring_id.map_or("none".into(), |r| format!("{r:#x}")),
-                        ring_id.map_or("none".into(), |r| format!("{r:#x}")),
-                    ));
                 }
             }
         } else if self.ring_id != ring_id {
@@ -1029,5 +1070,41 @@ impl DurableSink for MemorySink {
         self.discarded.push((device.to_string(), old, why.clone()));
         self.points.remove(device);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_point_fits_only_its_own_ring() {
+        let at = |ring_id, durable_seq| ResumePoint {
+            ring_id,
+            durable_seq,
+        };
+        let resume = |ids_compared| ResumeFit::Resume { ids_compared };
+        assert_eq!(resume_fit(&at(Some(1), 50), Some(1), 10, 90), resume(true));
+        assert_eq!(resume_fit(&at(Some(1), 90), Some(1), 10, 90), resume(true));
+        assert_eq!(resume_fit(&at(None, 10), Some(1), 10, 90), resume(false));
+        assert_eq!(
+            resume_fit(&at(Some(1), 50), Some(2), 10, 90),
+            ResumeFit::Discard(Discard::RingReplaced {
+                new_ring_id: Some(2)
+            })
+        );
+        assert_eq!(
+            resume_fit(&at(None, 91), None, 10, 90),
+            ResumeFit::Discard(Discard::RingReplaced { new_ring_id: None })
+        );
+        assert_eq!(
+            resume_fit(&at(Some(1), 4), Some(1), 10, 90),
+            ResumeFit::Discard(Discard::RecordsLost { seqs: 4..10 })
+        );
+        // A changed id wins over lost records.
+        assert!(matches!(
+            resume_fit(&at(Some(1), 4), Some(2), 10, 90),
+            ResumeFit::Discard(Discard::RingReplaced { .. })
+        ));
     }
 }

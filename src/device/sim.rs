@@ -260,7 +260,7 @@ struct State {
     advances_seen: u32,
     custody: Option<CustodyCaps>,
     time: Option<u32>,
-    rng: u64,
+    rng: fastrand::Rng,
     next_random_drop: u64,
     stats: SimStats,
     advances: Vec<AdvanceEvent>,
@@ -302,14 +302,6 @@ pub enum SimError {
     Image(#[from] WriteError),
 }
 
-fn splitmix(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl SimPendant {
     /// A pendant serving (and writing ADVANCE into) the image file at `path`.
     pub fn open(path: &Path, spec: &str) -> Result<SimPendant, SimError> {
@@ -337,10 +329,10 @@ impl SimPendant {
     ) -> Result<SimPendant, SimError> {
         let faults = Faults::parse(spec)?;
         let writer = RingWriter::open(storage)?;
-        let mut rng = faults.seed;
+        let mut rng = fastrand::Rng::with_seed(faults.seed);
         let next_random_drop = faults
             .drop_random
-            .map(|m| 1 + splitmix(&mut rng) % (2 * m))
+            .map(|m| 1 + rng.u64(..2 * m))
             .unwrap_or(u64::MAX);
         let state = State {
             writer,
@@ -651,7 +643,7 @@ impl State {
         if due_every || due_at || due_random {
             self.faults.drop_at.retain(|&n| total < n);
             if due_random && let Some(m) = self.faults.drop_random {
-                self.next_random_drop = total + 1 + splitmix(&mut self.rng) % (2 * m);
+                self.next_random_drop = total + 1 + self.rng.u64(..2 * m);
             }
             self.drop_link();
             return Err(LinkError::Disconnected(

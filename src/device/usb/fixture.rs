@@ -23,14 +23,6 @@ use crate::device::usb::writer::{RingWriter, WriteError};
 /// Wall-clock start of fixture recordings (2024-06-01T00:00:00Z).
 pub const FIXTURE_START: u32 = 1_717_200_000;
 
-fn mix(mut x: u64) -> u64 {
-    // splitmix64
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// How a fixture record's timestamp is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FixtureClock {
@@ -46,16 +38,14 @@ pub enum FixtureClock {
 pub fn fixture_frames(epoch: u64, seq: u64) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     let mut used = 0usize;
-    let mut state = mix(epoch.wrapping_mul(0x1_0000_0001) ^ seq);
+    let mut rng = fastrand::Rng::with_seed(epoch.wrapping_mul(0x1_0000_0001) ^ seq);
     loop {
-        state = mix(state);
-        let len = 60 + (state % 21) as usize;
+        let len = rng.usize(60..=80);
         if used + 1 + len >= 440 {
             break;
         }
-        let frame: Vec<u8> = (0..len)
-            .map(|i| (mix(state ^ i as u64) & 0xFF) as u8)
-            .collect();
+        let mut frame = vec![0u8; len];
+        rng.fill(&mut frame);
         used += 1 + len;
         frames.push(frame);
     }
