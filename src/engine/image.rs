@@ -159,6 +159,14 @@ pub enum ImageStop {
     Ledger(#[from] StoreError),
 }
 
+impl ImageStop {
+    /// Whether the request itself was wrong: the path names no image at all
+    /// (a FIFO, a directory, a character device), so nothing was read.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ImageStop::Image(e) if e.is_usage())
+    }
+}
+
 /// Streams one part of the ring into the sink in batches of consecutive seqs.
 fn import_part(
     reader: &mut ImageReader<std::fs::File>,

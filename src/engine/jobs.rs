@@ -158,6 +158,7 @@ impl JobError {
             JobError::Transcribe(TranscribeError::Engine(_)) => ErrorClass::NeedsPerson,
             JobError::Push(PushError::Credentials(_)) => ErrorClass::NeedsPerson,
             JobError::Push(PushError::Client { .. }) => ErrorClass::Usage,
+            JobError::Image(e) if e.is_usage() => ErrorClass::Usage,
             JobError::Image(ImageStop::Image(_)) => ErrorClass::Failed,
             JobError::Lock(LockError::Busy { .. }) => ErrorClass::Temporary,
             other => classify(other),

@@ -42,6 +42,18 @@ pub enum ImageError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The path names something no image can be read from: a FIFO (whose
+    /// open would block until a writer comes), a directory, a character
+    /// device, a socket. Checked before anything is opened.
+    #[error(
+        "{path} is {kind}, not a card image: give an image file (as `dd` writes it) or a card reader's block device"
+    )]
+    NotAnImage {
+        /// The path.
+        path: String,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
+    },
     /// The image file or device node could not be opened.
     #[error("opening {path}: {source}")]
     Open {
@@ -587,14 +599,77 @@ fn choose_slots(from_size: u64, headers: &[(u64, BatchHeader)]) -> (u64, usize) 
     best
 }
 
+impl ImageError {
+    /// Whether the request itself was wrong (the path names no image at
+    /// all), as opposed to an image that could not be read.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ImageError::NotAnImage { .. })
+    }
+}
+
+/// What a file type is, in words, when it is not one an image can be read from.
+fn not_an_image(ft: std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_block_device() {
+            return None;
+        }
+        if ft.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if ft.is_char_device() {
+            return Some("a character device");
+        }
+        if ft.is_socket() {
+            return Some("a socket");
+        }
+    }
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else {
+        Some("neither a file nor a block device")
+    }
+}
+
+/// Accepts only a regular file or a block device (symlinks followed):
+/// anything else is [`ImageError::NotAnImage`], found without opening it,
+/// since opening a FIFO blocks until something writes to it.
+pub fn check_image_path(path: &std::path::Path) -> Result<(), ImageError> {
+    let meta = std::fs::metadata(path).map_err(|source| ImageError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    match not_an_image(meta.file_type()) {
+        Some(kind) => Err(ImageError::NotAnImage {
+            path: path.display().to_string(),
+            kind,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl ImageReader<std::fs::File> {
     /// Opens an image file or a block device node (e.g. `/dev/sdb`) read-only
-    /// and scans it.
+    /// and scans it. Anything else is refused before it is opened
+    /// ([`check_image_path`]); the opened file is checked again, so a path
+    /// swapped in between is caught too.
     pub fn open_path(path: &std::path::Path) -> Result<Self, ImageError> {
-        let file = std::fs::File::open(path).map_err(|source| ImageError::Open {
+        check_image_path(path)?;
+        let open = |source| ImageError::Open {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(open)?;
+        let ft = file.metadata().map_err(open)?.file_type();
+        if let Some(kind) = not_an_image(ft) {
+            return Err(ImageError::NotAnImage {
+                path: path.display().to_string(),
+                kind,
+            });
+        }
         Self::open(file)
     }
 }
