@@ -1,5 +1,7 @@
 //! Reading the audio of a run, whole (streamed) or a range of it.
 
+use std::ops::ControlFlow;
+
 use super::codec::Codec;
 use super::decode::{DecodeError, FrameDecoder};
 use crate::device::capture::{self, CaptureFormat, Run};
@@ -15,6 +17,8 @@ pub struct DecodeStats {
     pub first_bad_offset: Option<u64>,
     /// Samples produced at 16 kHz.
     pub samples: u64,
+    /// The sink asked to stop before the end of the run.
+    pub stopped: bool,
 }
 
 /// Samples handed to the sink at a time, at most.
@@ -26,7 +30,7 @@ pub fn decode_run(
     bytes: &[u8],
     codec: Codec,
     run: &Run,
-    mut sink: impl FnMut(&[f32]),
+    mut sink: impl FnMut(&[f32]) -> ControlFlow<()>,
 ) -> Result<DecodeStats, DecodeError> {
     let mut dec = FrameDecoder::new(codec)?;
     let mut stats = DecodeStats::default();
@@ -42,14 +46,17 @@ pub fn decode_run(
         stats.frames += 1;
         if buf.len() >= BLOCK {
             stats.samples += buf.len() as u64;
-            sink(&buf);
+            if sink(&buf).is_break() {
+                stats.stopped = true;
+                return Ok(stats);
+            }
             buf.clear();
         }
     }
     dec.finish(&mut buf);
     if !buf.is_empty() {
         stats.samples += buf.len() as u64;
-        sink(&buf);
+        stats.stopped = sink(&buf).is_break();
     }
     Ok(stats)
 }
@@ -148,12 +155,22 @@ mod tests {
         let codec = Codec::Pcm16 { sample_rate: 16000 };
         let mut whole = Vec::new();
         let stats = decode_run(CaptureFormat::Wal, &body, codec, &run, |b| {
-            whole.extend_from_slice(b)
+            whole.extend_from_slice(b);
+            ControlFlow::Continue(())
         })
         .unwrap();
+        assert!(!stats.stopped);
         assert_eq!(stats.samples, 48000);
         let part = decode_range(CaptureFormat::Wal, &body, codec, &run, 17_001, 30_777).unwrap();
         assert_eq!(part, whole[17_001..30_777].to_vec());
+        // A sink that stops ends the decode at once.
+        let mut seen = 0;
+        let stopped = decode_run(CaptureFormat::Wal, &body, codec, &run, |b| {
+            seen += b.len();
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert!(stopped.stopped && seen == 16_000, "{stopped:?} {seen}");
         // Clamped at the end of the run.
         let tail = decode_range(CaptureFormat::Wal, &body, codec, &run, 47_990, 60_000).unwrap();
         assert_eq!(tail.len(), 10);

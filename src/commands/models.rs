@@ -1,24 +1,19 @@
 //! `omi-sync models list|download|verify`: the local Whisper models.
 
-use std::sync::atomic::AtomicBool;
-
 use anyhow::anyhow;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::Context;
 use crate::cli::ModelsAction;
+use crate::engine::jobs::Job;
+use crate::engine::report::JobReport;
 use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::stt::models::{ModelError, ModelStore, Verification};
 use crate::term::{BAD, DIM, GOOD, WARN, paint};
 
 /// The models directory, with the mirror from the flag or the config.
 fn store(ctx: &Context, mirror: Option<&str>) -> ModelStore {
-    let store = ModelStore::new(ctx.data_dir().join("models"));
-    match mirror.or(ctx.ws.config.stt.model_mirror.as_deref()) {
-        Some(url) => store.with_base_url(url.trim_end_matches('/')),
-        None => store,
-    }
+    ctx.ws.model_store(mirror)
 }
 
 /// A download or verification problem: a network failure is temporary (5),
@@ -86,37 +81,24 @@ fn list(ctx: &Context) -> CommandResult {
 }
 
 fn download(ctx: &Context, name: &str, mirror: Option<&str>) -> CommandResult {
-    let store = store(ctx, mirror);
-    let info = store.info(name).map_err(model_failure)?.clone();
-    let bar = if ctx.out.bars {
-        let bar = ProgressBar::new(info.size);
-        bar.set_style(
-            ProgressStyle::with_template(&format!(
-                "{{spinner}} {:<12} [{{bar:30}}] {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, ETA {{eta}})",
-                info.name
-            ))
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
+    let job = Job::Download {
+        name: name.to_string(),
+        mirror: mirror.map(str::to_string),
     };
-    let cancel = AtomicBool::new(false);
-    let result = store.download(name, &mut |p| bar.set_position(p.done), &cancel);
-    bar.finish_and_clear();
-    let path = result.map_err(model_failure)?;
+    let JobReport::Download(d) = ctx.run_job(job, false)? else {
+        unreachable!("a download job reports a download")
+    };
     if ctx.out.json {
         ctx.out.print_json(&serde_json::json!({
-            "name": info.name, "path": path.display().to_string(), "sha256": info.sha256
+            "name": d.name, "path": d.path.display().to_string(), "sha256": d.sha256
         }));
     } else if !ctx.out.quiet {
         anstream::println!(
             "{} {} ({} MB, SHA-256 checked) at {}",
             paint(GOOD, "downloaded:"),
-            info.name,
-            info.size >> 20,
-            path.display()
+            d.name,
+            d.size >> 20,
+            d.path.display()
         );
     }
     Ok(ExitCode::Done)

@@ -7,6 +7,7 @@
 //! range, so re-running VAD keeps the rows (and transcripts) of segments that
 //! did not change.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
@@ -19,9 +20,12 @@ use super::import::wal_start;
 use super::report::StageReport;
 use super::streams;
 use crate::audio::{self, DecodeError};
+use crate::cancel::Cancel;
 use crate::clock::ClockTrust;
 use crate::device::capture::{self, Anomaly, CaptureFormat, Layout};
-use crate::store::{CaptureRow, Ledger, NewSegment, RunRow, StoreError, files};
+use crate::store::{
+    CLAIM_TTL, CaptureRow, Ledger, NewSegment, RunRow, StoreError, WorkKind, files, new_holder,
+};
 use crate::vad::{SpeechDetector, VadParams};
 
 /// How to analyse.
@@ -53,6 +57,13 @@ pub struct AnalyzeReport {
     /// Captures already analysed whose estimated times moved (re-placed
     /// with the rest of their stream; their segments moved with them).
     pub retimed: usize,
+    /// Captures skipped because another run had claimed them (it analyses them).
+    #[serde(default)]
+    pub claimed_elsewhere: usize,
+    /// The run was stopped before the end (captures not finished stay
+    /// unanalysed for the next run).
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 impl AnalyzeReport {
@@ -65,6 +76,8 @@ impl AnalyzeReport {
         self.speech_s += other.speech_s;
         self.bad_frames += other.bad_frames;
         self.retimed += other.retimed;
+        self.claimed_elsewhere += other.claimed_elsewhere;
+        self.cancelled |= other.cancelled;
     }
 }
 
@@ -74,6 +87,9 @@ pub enum AnalysisError {
     /// Its bytes could not be read back.
     #[error(transparent)]
     File(#[from] files::FileError),
+    /// The job was cancelled before it finished this capture.
+    #[error("cancelled")]
+    Cancelled,
     /// No decoder for its codec.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -118,13 +134,14 @@ pub fn segment_key(capture_sha: &str, run_index: usize, start: u64, end: u64) ->
 
 /// Analyses one capture's bytes, placed on time by `layout` (its
 /// [`layout_of`], or its part of a stream's). `on_samples` is told how many
-/// samples have been processed, as they are.
+/// samples have been processed, as they are; `cancel` stops it mid-way.
 pub fn analyze_capture(
     capture: &CaptureRow,
     bytes: &[u8],
     layout: &Layout,
     params: &VadParams,
     on_samples: &dyn Fn(u64),
+    cancel: &Cancel,
 ) -> Result<Analysis, AnalysisError> {
     let mut anomalies = layout.anomalies.clone();
     let mut runs = Vec::with_capacity(layout.runs.len());
@@ -141,8 +158,16 @@ pub fn analyze_capture(
             |block| {
                 spans.extend(detector.push(block));
                 on_samples(block.len() as u64);
+                if cancel.is_cancelled() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
             },
         )?;
+        if stats.stopped {
+            return Err(AnalysisError::Cancelled);
+        }
         spans.extend(detector.finish());
         if stats.bad_frames > 0 {
             anomalies.push(Anomaly {
@@ -219,6 +244,13 @@ pub fn analyze(
     }
     todo.extend(plan.reanalyze);
     todo.sort_by_key(|c| c.id);
+    // Claimed first, so another run on this data directory does not analyse
+    // the same captures at the same time.
+    let holder = new_holder();
+    let ids: Vec<i64> = todo.iter().map(|c| c.id).collect();
+    let got = ledger.claim(WorkKind::Analysis, &ids, &holder, ctx.now(), CLAIM_TTL)?;
+    report.claimed_elsewhere = ids.len() - got.len();
+    todo.retain(|c| got.contains(&c.id));
     let layouts = plan.layouts;
     let data_dir = ledger.data_dir().to_path_buf();
     let layout_for = |c: &CaptureRow, bytes: &[u8]| -> Layout {
@@ -255,6 +287,9 @@ pub fn analyze(
                 (&todo, &next, &done, &last_reported, &data_dir, &layout_for);
             scope.spawn(move || {
                 loop {
+                    if ctx.cancel().is_cancelled() {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::SeqCst) as usize;
                     let Some(capture) = todo.get(i) else { break };
                     let on_samples = |n: u64| {
@@ -275,7 +310,14 @@ pub fn analyze(
                             .map_err(AnalysisError::from)
                             .and_then(|bytes| {
                                 let layout = layout_for(capture, &bytes);
-                                analyze_capture(capture, &bytes, &layout, &opts.params, &on_samples)
+                                analyze_capture(
+                                    capture,
+                                    &bytes,
+                                    &layout,
+                                    &opts.params,
+                                    &on_samples,
+                                    ctx.cancel(),
+                                )
                             });
                     if tx.send((i, result)).is_err() {
                         break;
@@ -320,6 +362,7 @@ pub fn analyze(
                         &params_json,
                     )?;
                 }
+                Err(AnalysisError::Cancelled) => report.cancelled = true,
                 Err(e) => {
                     report.failed += 1;
                     ctx.emit(Event::Warning {
@@ -331,6 +374,7 @@ pub fn analyze(
         }
         Ok::<(), StoreError>(())
     })?;
+    ledger.release_claims(WorkKind::Analysis, &holder, None)?;
     ctx.stage_finished(started, StageReport::Vad(report.clone()));
     Ok(report)
 }

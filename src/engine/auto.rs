@@ -26,7 +26,7 @@ use super::transcribe::{TranscribeReport, transcribe};
 use super::workspace::Workspace;
 use crate::clock::UtcMillis;
 use crate::device::demo;
-use crate::store::{Ledger, StoreError};
+use crate::store::{Ledger, Section, StoreError};
 use crate::timeline::Domain;
 
 /// How long `device:ID` scans for the pendant before giving up.
@@ -142,6 +142,10 @@ pub fn import_source(
                 unit: Unit::Files,
             });
             for (i, f) in demo::FILES.iter().enumerate() {
+                if ctx.cancel().is_cancelled() {
+                    report.cancelled = true;
+                    break;
+                }
                 // The phone writes a file when its chunk ends: 60 s after its start.
                 let written = crate::device::wal::parse_timestamp(f.name, now)
                     .map_or(now, |t| t.plus_ms(60_000));
@@ -181,10 +185,12 @@ pub fn run(
         Source::Demo | Source::Files(_) => (import_source(ledger, source, ctx)?, None),
         Source::Image(path) => {
             let device = format!("image:{}", path.display());
+            let _lock = ws.lock(Section::Pull)?;
             let s = pull_image(ledger, path, &device, false, ctx)?;
             (ImportReport::default(), Some(Pulled::Image(s)))
         }
         Source::Pendant(p) => {
+            let _lock = ws.lock(Section::Pull)?;
             let mut connector = p.connector()?;
             let opts = p.pull_options(false);
             let (s, stop) = pull(ledger, connector.as_mut(), &p.origin(), &opts, ctx);
@@ -194,7 +200,9 @@ pub fn run(
             (ImportReport::default(), Some(Pulled::Pendant(s)))
         }
     };
+    ctx.check()?;
     let vad = analyze(ledger, &ws.analyze_options(false), ctx)?;
+    ctx.check()?;
     let (transcribe, transcribe_skipped) = match setup(ws, &SttChoice::default()) {
         Ok((engine, opts)) => (Some(transcribe(ledger, &engine, &opts, ctx)?), None),
         Err(e) => {
@@ -209,6 +217,7 @@ pub fn run(
         }
     };
     let timeline = ws.timeline(ledger)?;
+    ctx.check()?;
     let push = push_stage::run(ws, ledger, &timeline, push, ctx)?;
     Ok(AutoReport {
         import,

@@ -66,6 +66,9 @@ pub struct ImportReport {
     pub errors: Vec<String>,
     /// Files in the folders that were skipped because they are not `.bin`.
     pub skipped_other_files: usize,
+    /// The run was stopped before every file was imported.
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 impl ImportReport {
@@ -135,6 +138,10 @@ pub fn import_paths(
         unit: Unit::Files,
     });
     for (i, path) in files.iter().enumerate() {
+        if ctx.cancel().is_cancelled() {
+            report.cancelled = true;
+            break;
+        }
         let outcome = import_file(ledger, path, now)?;
         report.files.push(outcome);
         ctx.emit(Event::Progress {

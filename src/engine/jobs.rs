@@ -19,14 +19,14 @@ use std::thread::JoinHandle;
 use super::analyze::{AnalyzeReport, analyze};
 use super::auto::{self, Pulled, Source};
 use super::ctx::Ctx;
-use super::events::{Event, EventSink, JobId, JobOutcome};
+use super::events::{Event, EventSink, JobId, JobOutcome, Stage, Unit};
 use super::image::{ImageStop, pull_image};
 use super::import::{ImportReport, import_paths};
 use super::pendant::{Pendant, PendantError};
 use super::pull::{PullStop, Renamed, pull};
 use super::push::stage::{self as push_stage, PushError, PushRequest};
 use super::remedy::{KeyService, Remedy};
-use super::report::{JobKind, JobReport};
+use super::report::{JobKind, JobReport, StageReport};
 use super::transcribe::setup::{SetupError, SttChoice, setup};
 use super::transcribe::{TranscribeError, TranscribeReport, transcribe};
 use super::workspace::Workspace;
@@ -34,8 +34,9 @@ use crate::cancel::Cancel;
 use crate::clock::{Clock, SystemClock};
 use crate::cloud::credentials::CredentialError;
 use crate::device::link::Connector;
-use crate::store::{LockError, StoreError};
+use crate::store::{LockError, Section, StoreError};
 use crate::stt::SttError;
+use crate::stt::models::ModelError;
 
 /// Work a face can ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,13 @@ pub enum Job {
         /// How to push.
         push: PushRequest,
     },
+    /// Fetch a Whisper model into the data directory (resumable, checked).
+    Download {
+        /// The model's name in the table, e.g. `tiny.en`.
+        name: String,
+        /// A mirror of whisper.cpp's model repository.
+        mirror: Option<String>,
+    },
 }
 
 impl Job {
@@ -75,6 +83,7 @@ impl Job {
             Job::Transcribe(_) => JobKind::Transcribe,
             Job::Push(_) => JobKind::Push,
             Job::Auto { .. } => JobKind::Auto,
+            Job::Download { .. } => JobKind::Download,
         }
     }
 }
@@ -138,12 +147,21 @@ pub enum JobError {
     /// The push stage could not run.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// A model could not be fetched.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// Another run holds the data directory.
     #[error(transparent)]
     Lock(#[from] LockError),
     /// The job was cancelled before it could finish.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<crate::cancel::Cancelled> for JobError {
+    fn from(_: crate::cancel::Cancelled) -> Self {
+        JobError::Cancelled
+    }
 }
 
 impl JobError {
@@ -160,7 +178,12 @@ impl JobError {
             JobError::Push(PushError::Client { .. }) => ErrorClass::Usage,
             JobError::Image(e) if e.is_usage() => ErrorClass::Usage,
             JobError::Image(ImageStop::Image(_)) => ErrorClass::Failed,
-            JobError::Lock(LockError::Busy { .. }) => ErrorClass::Temporary,
+            JobError::Model(ModelError::Download { .. }) => ErrorClass::Temporary,
+            JobError::Model(ModelError::Unknown { .. }) => ErrorClass::Usage,
+            JobError::Model(ModelError::Cancelled) => ErrorClass::Failed,
+            JobError::Model(_) => ErrorClass::NeedsPerson,
+            JobError::Lock(LockError::Busy { .. })
+            | JobError::Push(PushError::Busy(LockError::Busy { .. })) => ErrorClass::Temporary,
             other => classify(other),
         }
     }
@@ -197,9 +220,12 @@ impl JobError {
                 Some(Remedy::ReachPendant)
             }
             JobError::Pendant(PendantError::Bluetooth(_)) => Some(Remedy::FixBluetooth),
-            JobError::Lock(LockError::Busy { holder, .. }) => Some(Remedy::WaitForOtherRun {
-                holder: holder.clone(),
-            }),
+            JobError::Lock(LockError::Busy { holder, .. })
+            | JobError::Push(PushError::Busy(LockError::Busy { holder, .. })) => {
+                Some(Remedy::WaitForOtherRun {
+                    holder: holder.clone(),
+                })
+            }
             other => storage_remedy(other, ws),
         }
     }
@@ -289,6 +315,63 @@ pub struct PullJob {
     pub pulled: Pulled,
     /// The speech found in what arrived.
     pub vad: AnalyzeReport,
+}
+
+/// What a model download did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DownloadJob {
+    /// The model's name.
+    pub name: String,
+    /// Where it is now.
+    pub path: PathBuf,
+    /// Its size, bytes.
+    pub size: u64,
+    /// Its SHA-256 (checked).
+    pub sha256: String,
+}
+
+fn download_job(
+    ws: &Workspace,
+    name: &str,
+    mirror: Option<&str>,
+    ctx: &Ctx,
+) -> Result<DownloadJob, JobError> {
+    let started = std::time::Instant::now();
+    let store = ws.model_store(mirror);
+    let info = store.info(name)?.clone();
+    ctx.emit(Event::StageStarted {
+        stage: Stage::Download,
+        total: info.size,
+        unit: Unit::Bytes,
+    });
+    let mut last = 0u64;
+    let path = store.download(
+        name,
+        &mut |p| {
+            // Every 256 kB, not every chunk.
+            if p.done >= last + (256 << 10) || p.done == p.total {
+                last = p.done;
+                ctx.emit(Event::Progress {
+                    stage: Stage::Download,
+                    done: p.done,
+                    total: p.total,
+                });
+            }
+        },
+        ctx.cancel(),
+    );
+    let path = match path {
+        Err(ModelError::Cancelled) => return Err(JobError::Cancelled),
+        other => other?,
+    };
+    let job = DownloadJob {
+        name: info.name.clone(),
+        path,
+        size: info.size,
+        sha256: info.sha256.clone(),
+    };
+    ctx.stage_finished(started, StageReport::Download(job.clone()));
+    Ok(job)
 }
 
 /// The process-wide job counter.
@@ -418,6 +501,7 @@ fn dispatch(ws: &Workspace, job: &Job, ctx: &Ctx) -> Result<JobReport, JobError>
         Job::Import { paths } => {
             let mut ledger = ws.ledger()?;
             let import = import_paths(&mut ledger, paths, ctx)?;
+            ctx.check()?;
             let vad = analyze(&mut ledger, &ws.analyze_options(false), ctx)?;
             Ok(JobReport::Import(ImportJob { import, vad }))
         }
@@ -433,15 +517,13 @@ fn dispatch(ws: &Workspace, job: &Job, ctx: &Ctx) -> Result<JobReport, JobError>
         Job::Transcribe(choice) => transcribe_job(ws, choice, ctx).map(JobReport::Transcribe),
         Job::Push(req) => {
             let ledger = ws.ledger()?;
-            let _lock = if req.dry_run {
-                None
-            } else {
-                Some(ws.run_lock()?)
-            };
             let timeline = ws.timeline(&ledger)?;
             Ok(JobReport::Push(push_stage::run(
                 ws, &ledger, &timeline, req, ctx,
             )?))
+        }
+        Job::Download { name, mirror } => {
+            download_job(ws, name, mirror.as_deref(), ctx).map(JobReport::Download)
         }
         Job::Auto { source, push } => {
             auto_job(ws, source, push, ctx).map(|a| JobReport::Auto(Box::new(a)))
@@ -450,40 +532,43 @@ fn dispatch(ws: &Workspace, job: &Job, ctx: &Ctx) -> Result<JobReport, JobError>
 }
 
 fn pull_job(ws: &Workspace, req: &PullRequest, ctx: &Ctx) -> Result<PullJob, JobError> {
-    let _lock = ws.run_lock()?;
     let mut ledger = ws.ledger()?;
-    let pulled = match &req.from {
-        PullFrom::Image(path) => {
-            let device = req
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("image:{}", path.display()));
-            Pulled::Image(pull_image(&mut ledger, path, &device, req.forensic, ctx)?)
-        }
-        PullFrom::Pendant(pendant) => {
-            if req.forensic {
-                return Err(JobError::Usage(
-                    "a forensic pass reads a card: use it with an image".into(),
-                ));
+    let pulled = {
+        let _lock = ws.lock(Section::Pull)?;
+        match &req.from {
+            PullFrom::Image(path) => {
+                let device = req
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("image:{}", path.display()));
+                Pulled::Image(pull_image(&mut ledger, path, &device, req.forensic, ctx)?)
             }
-            let mut connector = pendant.connector()?;
-            let opts = pendant.pull_options(req.keep_on_device);
-            let mut renamed;
-            let connector = match &req.name {
-                Some(name) => {
-                    renamed = Renamed::new(connector.as_mut(), name.clone());
-                    &mut renamed as &mut dyn Connector
+            PullFrom::Pendant(pendant) => {
+                if req.forensic {
+                    return Err(JobError::Usage(
+                        "a forensic pass reads a card: use it with an image".into(),
+                    ));
                 }
-                None => connector.as_mut(),
-            };
-            let (summary, stop) = pull(&mut ledger, connector, &pendant.origin(), &opts, ctx);
-            if let Some(PullStop::Ledger(e)) = stop {
-                return Err(e.into());
+                let mut connector = pendant.connector()?;
+                let opts = pendant.pull_options(req.keep_on_device);
+                let mut renamed;
+                let connector = match &req.name {
+                    Some(name) => {
+                        renamed = Renamed::new(connector.as_mut(), name.clone());
+                        &mut renamed as &mut dyn Connector
+                    }
+                    None => connector.as_mut(),
+                };
+                let (summary, stop) = pull(&mut ledger, connector, &pendant.origin(), &opts, ctx);
+                if let Some(PullStop::Ledger(e)) = stop {
+                    return Err(e.into());
+                }
+                Pulled::Pendant(summary)
             }
-            Pulled::Pendant(summary)
         }
     };
     // What arrived is analysed even when the pull stopped half-way.
+    ctx.check()?;
     let vad = analyze(&mut ledger, &ws.analyze_options(false), ctx)?;
     Ok(PullJob { pulled, vad })
 }
@@ -508,6 +593,5 @@ fn auto_job(
     ctx: &Ctx,
 ) -> Result<auto::AutoReport, JobError> {
     let mut ledger = ws.ledger()?;
-    let _lock = ws.run_lock()?;
     auto::run(ws, &mut ledger, source, push, ctx)
 }

@@ -34,6 +34,7 @@ pub mod pull;
 pub mod push;
 pub mod remedy;
 pub mod report;
+pub mod snapshot;
 pub mod streams;
 pub mod transcribe;
 pub mod workspace;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Ledger, StoreError};
+use crate::store::{LedgerReader, StoreError};
 use crate::timeline::{Domain, SegmentStatus, Timeline};
 
 /// The counts.
@@ -32,7 +32,7 @@ pub struct Overview {
 
 impl Overview {
     /// Counts what `ledger` holds; `timeline` is its current timeline.
-    pub fn of(ledger: &Ledger, timeline: &Timeline) -> Result<Overview, StoreError> {
+    pub fn of(ledger: &LedgerReader, timeline: &Timeline) -> Result<Overview, StoreError> {
         let captures = ledger.captures()?;
         let samples = ledger.audio_samples()?;
         let segments = ledger.segments()?;

@@ -510,7 +510,7 @@ mod tests {
         let data_dir = dir.path().to_path_buf();
         // Every ADVANCE must be at or below what the ledger holds durably.
         sim.on_advance(move |ev| {
-            let l = Ledger::open_read_only(&data_dir).unwrap();
+            let l = crate::store::LedgerReader::open(&data_dir).unwrap();
             let durable = l
                 .ring_resume_point("sim:sim")
                 .unwrap()

@@ -13,7 +13,7 @@ use super::analyze::AnalyzeReport;
 use super::auto::{AutoReport, Pulled};
 use super::events::Stage;
 use super::import::ImportReport;
-use super::jobs::{ImportJob, PullJob};
+use super::jobs::{DownloadJob, ImportJob, PullJob};
 use super::push::PushReport;
 use super::push::stage::PushStage;
 use super::transcribe::TranscribeReport;
@@ -34,6 +34,8 @@ pub enum JobKind {
     Push,
     /// The whole job without a person (`--auto`).
     Auto,
+    /// Fetch a Whisper model.
+    Download,
 }
 
 /// What one stage did.
@@ -50,6 +52,8 @@ pub enum StageReport {
     Transcribe(TranscribeReport),
     /// Conversations pushed.
     Push(PushReport),
+    /// A model fetched.
+    Download(DownloadJob),
 }
 
 impl StageReport {
@@ -61,6 +65,7 @@ impl StageReport {
             StageReport::Vad(_) => Stage::Vad,
             StageReport::Transcribe(_) => Stage::Transcribe,
             StageReport::Push(_) => Stage::Push,
+            StageReport::Download(_) => Stage::Download,
         }
     }
 }
@@ -81,4 +86,6 @@ pub enum JobReport {
     Push(PushStage),
     /// `--auto`.
     Auto(Box<AutoReport>),
+    /// A model download.
+    Download(DownloadJob),
 }

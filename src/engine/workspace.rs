@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::analyze::AnalyzeOptions;
 use crate::config::Config;
-use crate::store::{Ledger, LockError, RunLock, StoreError};
+use crate::store::{Ledger, LockError, RunLock, Section, StoreError};
+use crate::stt::models::ModelStore;
 use crate::timeline::{Rules, Timeline};
 
 /// Settings and the data directory they apply to.
@@ -48,10 +49,10 @@ impl Workspace {
         Ledger::open(&self.data_dir)
     }
 
-    /// Takes the data directory's run lock, so that two runs that send or
-    /// free things (a pull, a push, `--auto`) cannot collide.
-    pub fn run_lock(&self) -> Result<RunLock, LockError> {
-        RunLock::acquire(&self.data_dir)
+    /// Takes the lock of one critical section of the data directory (a
+    /// pull, a push send, the janitor), so two runs cannot do it at once.
+    pub fn lock(&self, section: Section) -> Result<RunLock, LockError> {
+        RunLock::acquire(&self.data_dir, section)
     }
 
     /// The timeline rules.
@@ -67,6 +68,16 @@ impl Workspace {
             params: self.config.vad.clone(),
             rerun_all,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// The Whisper models directory, fetching from `mirror` (else `[stt]
+    /// model_mirror`, else Hugging Face).
+    pub fn model_store(&self, mirror: Option<&str>) -> ModelStore {
+        let store = ModelStore::new(self.data_dir.join("models"));
+        match mirror.or(self.config.stt.model_mirror.as_deref()) {
+            Some(url) => store.with_base_url(url.trim_end_matches('/')),
+            None => store,
         }
     }
 

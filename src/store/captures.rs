@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::segments::NewSegment;
-use super::{Ledger, SqlContext, StoreError, files};
+use super::{Ledger, LedgerReader, SqlContext, StoreError, files};
 use crate::audio::Codec;
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::device::capture::{Anomaly, CaptureFormat, Run};
@@ -167,23 +167,7 @@ pub(super) fn insert_capture(
     Ok(conn.last_insert_rowid())
 }
 
-impl Ledger {
-    /// Stores `bytes` durably and records the capture. The same bytes a
-    /// second time are a no-op that returns the existing row.
-    pub fn add_capture(
-        &mut self,
-        bytes: &[u8],
-        new: &NewCapture,
-    ) -> Result<(Stored, CaptureRow), StoreError> {
-        let sha = files::sha256_hex(bytes);
-        if let Some(existing) = self.capture_by_hash(&sha)? {
-            return Ok((Stored::AlreadyImported, existing));
-        }
-        let (sha, rel) = files::store_hashed(&self.data_dir, bytes, sha)?;
-        let id = insert_capture(&self.conn, &sha, &rel, bytes.len() as u64, new)?;
-        Ok((Stored::New, self.capture(id)?))
-    }
-
+impl LedgerReader {
     /// The capture with this id.
     pub fn capture(&self, id: i64) -> Result<CaptureRow, StoreError> {
         self.conn
@@ -242,6 +226,93 @@ impl Ledger {
             capture.stored_path.as_ref(),
             &capture.sha256,
         )?)
+    }
+
+    /// Samples of audio in every analysed capture (16 kHz).
+    pub fn audio_samples(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(SUM(samples), 0) FROM runs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .ctx("cannot count audio")
+    }
+
+    /// The runs of a capture, in order.
+    pub fn runs(&self, capture_id: i64) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT first_frame, frame_count, samples, start_ms, clock, bad_frames
+                 FROM runs WHERE capture_id = ?1 ORDER BY run_index",
+            )
+            .ctx("cannot list runs")?;
+        let rows = stmt
+            .query_map([capture_id], |r| {
+                let clock: String = r.get(4)?;
+                Ok((
+                    Run {
+                        first_frame: r.get::<_, i64>(0)? as u64,
+                        frame_count: r.get::<_, i64>(1)? as u64,
+                        samples: r.get::<_, i64>(2)? as u64,
+                        start: UtcMillis(r.get(3)?),
+                        clock: ClockTrust::Wall,
+                    },
+                    clock,
+                    r.get::<_, i64>(5)? as u64,
+                ))
+            })
+            .ctx("cannot list runs")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("cannot list runs")?;
+        rows.into_iter()
+            .map(|(mut run, clock, bad_frames)| {
+                run.clock = ClockTrust::parse(&clock)
+                    .ok_or_else(|| StoreError::Corrupt(format!("clock `{clock}`")))?;
+                Ok(RunRow { run, bad_frames })
+            })
+            .collect()
+    }
+
+    /// Anomalies, of one capture or all, oldest first.
+    pub fn anomalies(&self, capture_id: Option<i64>) -> Result<Vec<AnomalyRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT capture_id, origin, byte_offset, message, at_ms FROM anomalies
+                 WHERE ?1 IS NULL OR capture_id = ?1 ORDER BY id",
+            )
+            .ctx("cannot list anomalies")?;
+        stmt.query_map([capture_id], |r| {
+            Ok(AnomalyRow {
+                capture_id: r.get(0)?,
+                origin: r.get(1)?,
+                offset: r.get::<_, Option<i64>>(2)?.map(|o| o as u64),
+                message: r.get(3)?,
+                at: UtcMillis(r.get(4)?),
+            })
+        })
+        .ctx("cannot list anomalies")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("cannot list anomalies")
+    }
+}
+
+impl Ledger {
+    /// Stores `bytes` durably and records the capture. The same bytes a
+    /// second time are a no-op that returns the existing row.
+    pub fn add_capture(
+        &mut self,
+        bytes: &[u8],
+        new: &NewCapture,
+    ) -> Result<(Stored, CaptureRow), StoreError> {
+        let sha = files::sha256_hex(bytes);
+        if let Some(existing) = self.capture_by_hash(&sha)? {
+            return Ok((Stored::AlreadyImported, existing));
+        }
+        let (sha, rel) = files::store_hashed(&self.data_dir, bytes, sha)?;
+        let id = insert_capture(&self.conn, &sha, &rel, bytes.len() as u64, new)?;
+        Ok((Stored::New, self.capture(id)?))
     }
 
     /// Records the result of analysing a capture, atomically: its runs, its
@@ -311,52 +382,6 @@ impl Ledger {
         )
         .ctx("cannot mark capture analysed")?;
         tx.commit().ctx("cannot commit analysis")
-    }
-
-    /// Samples of audio in every analysed capture (16 kHz).
-    pub fn audio_samples(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT COALESCE(SUM(samples), 0) FROM runs", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n.max(0) as u64)
-            .ctx("cannot count audio")
-    }
-
-    /// The runs of a capture, in order.
-    pub fn runs(&self, capture_id: i64) -> Result<Vec<RunRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT first_frame, frame_count, samples, start_ms, clock, bad_frames
-                 FROM runs WHERE capture_id = ?1 ORDER BY run_index",
-            )
-            .ctx("cannot list runs")?;
-        let rows = stmt
-            .query_map([capture_id], |r| {
-                let clock: String = r.get(4)?;
-                Ok((
-                    Run {
-                        first_frame: r.get::<_, i64>(0)? as u64,
-                        frame_count: r.get::<_, i64>(1)? as u64,
-                        samples: r.get::<_, i64>(2)? as u64,
-                        start: UtcMillis(r.get(3)?),
-                        clock: ClockTrust::Wall,
-                    },
-                    clock,
-                    r.get::<_, i64>(5)? as u64,
-                ))
-            })
-            .ctx("cannot list runs")?
-            .collect::<Result<Vec<_>, _>>()
-            .ctx("cannot list runs")?;
-        rows.into_iter()
-            .map(|(mut run, clock, bad_frames)| {
-                run.clock = ClockTrust::parse(&clock)
-                    .ok_or_else(|| StoreError::Corrupt(format!("clock `{clock}`")))?;
-                Ok(RunRow { run, bad_frames })
-            })
-            .collect()
     }
 
     /// Moves a capture's runs to new start times, and its segments with
@@ -433,28 +458,5 @@ impl Ledger {
             )
             .ctx("cannot record anomaly")?;
         Ok(())
-    }
-
-    /// Anomalies, of one capture or all, oldest first.
-    pub fn anomalies(&self, capture_id: Option<i64>) -> Result<Vec<AnomalyRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT capture_id, origin, byte_offset, message, at_ms FROM anomalies
-                 WHERE ?1 IS NULL OR capture_id = ?1 ORDER BY id",
-            )
-            .ctx("cannot list anomalies")?;
-        stmt.query_map([capture_id], |r| {
-            Ok(AnomalyRow {
-                capture_id: r.get(0)?,
-                origin: r.get(1)?,
-                offset: r.get::<_, Option<i64>>(2)?.map(|o| o as u64),
-                message: r.get(3)?,
-                at: UtcMillis(r.get(4)?),
-            })
-        })
-        .ctx("cannot list anomalies")?
-        .collect::<Result<Vec<_>, _>>()
-        .ctx("cannot list anomalies")
     }
 }

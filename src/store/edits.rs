@@ -7,7 +7,7 @@
 
 use rusqlite::params;
 
-use super::{Ledger, SqlContext, StoreError};
+use super::{Ledger, LedgerReader, SqlContext, StoreError};
 use crate::clock::UtcMillis;
 use crate::timeline::{Boundary, Domain, Override};
 
@@ -55,34 +55,7 @@ pub struct EditAction {
     pub overrides: Vec<Override>,
 }
 
-impl Ledger {
-    /// Appends an action to the log (discarding the redo history).
-    pub fn record_edit(
-        &mut self,
-        kind: EditKind,
-        summary: &str,
-        overrides: &[Override],
-    ) -> Result<i64, StoreError> {
-        let tx = self.conn.transaction().ctx("cannot start transaction")?;
-        tx.execute("DELETE FROM edit_actions WHERE state = 'undone'", [])
-            .ctx("cannot discard redo history")?;
-        tx.execute(
-            "INSERT INTO edit_actions (kind, summary, created_at_ms) VALUES (?1, ?2, ?3)",
-            params![kind.as_str(), summary, UtcMillis::now().0],
-        )
-        .ctx("cannot record edit")?;
-        let id = tx.last_insert_rowid();
-        for o in overrides {
-            tx.execute(
-                "INSERT INTO edit_overrides (action_id, device, domain, anchor_ms, boundary) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, o.device, o.domain.as_str(), o.anchor.0, o.boundary.as_str()],
-            )
-            .ctx("cannot record edit")?;
-        }
-        tx.commit().ctx("cannot commit edit")?;
-        Ok(id)
-    }
-
+impl LedgerReader {
     /// The whole log, oldest first.
     pub fn edit_log(&self) -> Result<Vec<EditAction>, StoreError> {
         let mut stmt = self
@@ -166,6 +139,35 @@ impl Ledger {
             .filter(|a| a.state == EditState::Active)
             .flat_map(|a| a.overrides)
             .collect())
+    }
+}
+
+impl Ledger {
+    /// Appends an action to the log (discarding the redo history).
+    pub fn record_edit(
+        &mut self,
+        kind: EditKind,
+        summary: &str,
+        overrides: &[Override],
+    ) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction().ctx("cannot start transaction")?;
+        tx.execute("DELETE FROM edit_actions WHERE state = 'undone'", [])
+            .ctx("cannot discard redo history")?;
+        tx.execute(
+            "INSERT INTO edit_actions (kind, summary, created_at_ms) VALUES (?1, ?2, ?3)",
+            params![kind.as_str(), summary, UtcMillis::now().0],
+        )
+        .ctx("cannot record edit")?;
+        let id = tx.last_insert_rowid();
+        for o in overrides {
+            tx.execute(
+                "INSERT INTO edit_overrides (action_id, device, domain, anchor_ms, boundary) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, o.device, o.domain.as_str(), o.anchor.0, o.boundary.as_str()],
+            )
+            .ctx("cannot record edit")?;
+        }
+        tx.commit().ctx("cannot commit edit")?;
+        Ok(id)
     }
 
     /// Undoes the newest action in effect; `None` if there is nothing to undo.

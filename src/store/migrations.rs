@@ -148,6 +148,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE segments ADD COLUMN words TEXT;
     "#,
+    // 5: work claimed by a running job (`store::claims`), so two runs on one
+    // data directory never analyse the same capture or transcribe the same
+    // segment at once; a claim lapses at `expires_at_ms` unless renewed.
+    r#"
+    CREATE TABLE claims (
+        kind          TEXT    NOT NULL CHECK (kind IN ('analysis', 'transcription')),
+        item          INTEGER NOT NULL,
+        holder        TEXT    NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (kind, item)
+    ) WITHOUT ROWID;
+    CREATE INDEX claims_by_holder ON claims (holder);
+    "#,
 ];
 
 /// The schema version this build writes.

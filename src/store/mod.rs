@@ -16,6 +16,7 @@
 //! pendants' rings ([`ring`]: streams, resume points, duplicates).
 
 mod captures;
+pub mod claims;
 mod edits;
 pub mod files;
 mod lock;
@@ -29,8 +30,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
+pub use claims::{CLAIM_TTL, Claim, WorkKind, new_holder};
 pub use edits::{EditAction, EditKind, EditState};
-pub use lock::{LockError, RunLock};
+pub use lock::{Holder, LockError, RunLock, Section, holders};
 pub use outbox::{NewPush, OutboxRow, OutboxState};
 pub use ring::{RingBatch, RingSpan, RingStored};
 pub use segments::{NewSegment, SegmentRow, WordTiming};
@@ -78,10 +80,32 @@ impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
     }
 }
 
-/// An open ledger.
-pub struct Ledger {
+/// A ledger opened for reading only: it has no method that writes, and
+/// [`LedgerReader::open`] never creates, migrates or locks anything. The
+/// read-write [`Ledger`] is built on it (it derefs to one), so every query is
+/// written once and both have it.
+pub struct LedgerReader {
     conn: Connection,
     data_dir: PathBuf,
+}
+
+/// An open ledger, for reading and writing.
+pub struct Ledger {
+    reader: LedgerReader,
+}
+
+impl std::ops::Deref for Ledger {
+    type Target = LedgerReader;
+
+    fn deref(&self) -> &LedgerReader {
+        &self.reader
+    }
+}
+
+impl std::ops::DerefMut for Ledger {
+    fn deref_mut(&mut self) -> &mut LedgerReader {
+        &mut self.reader
+    }
 }
 
 impl Ledger {
@@ -100,45 +124,11 @@ impl Ledger {
             .ctx("cannot enable foreign keys")?;
         migrations::migrate(&mut conn)?;
         Ok(Ledger {
-            conn,
-            data_dir: data_dir.to_path_buf(),
+            reader: LedgerReader {
+                conn,
+                data_dir: data_dir.to_path_buf(),
+            },
         })
-    }
-
-    /// Opens an existing ledger read-only (for `diagnose`): nothing is
-    /// created, migrated or written.
-    pub fn open_read_only(data_dir: &Path) -> Result<Ledger, StoreError> {
-        let path = data_dir.join(LEDGER_FILE);
-        if !path.exists() {
-            return Err(StoreError::NotFound(format!(
-                "no ledger at {} (nothing has been imported into this data directory)",
-                path.display()
-            )));
-        }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ctx(&format!("cannot open {} read-only", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .ctx("cannot set busy timeout")?;
-        Ok(Ledger {
-            conn,
-            data_dir: data_dir.to_path_buf(),
-        })
-    }
-
-    /// The data directory this ledger lives in.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    /// A small piece of persisted state by key.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .ctx("cannot read state")
     }
 
     /// Sets a small piece of persisted state.
@@ -151,6 +141,142 @@ impl Ledger {
             )
             .ctx("cannot write state")?;
         Ok(())
+    }
+}
+
+impl LedgerReader {
+    /// Opens an existing ledger read-only, as it is: nothing is created,
+    /// migrated or written, and no lock is taken beyond what SQLite needs to
+    /// read a database other processes may be writing (the TUI, a snapshot).
+    pub fn open(data_dir: &Path) -> Result<LedgerReader, StoreError> {
+        let path = data_dir.join(LEDGER_FILE);
+        if !path.is_file() {
+            return Err(StoreError::NotFound(format!(
+                "no ledger at {} (nothing has been imported into this data directory)",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ctx(&format!("cannot open {} read-only", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .ctx("cannot set busy timeout")?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .ctx(&format!("cannot read {}", path.display()))?;
+        if found as usize > migrations::CURRENT_VERSION {
+            return Err(migrations::MigrationError::TooNew {
+                found: found as usize,
+            }
+            .into());
+        }
+        Ok(LedgerReader {
+            conn,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory this ledger lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map(|v| v as usize)
+            .ctx("cannot read the schema version")
+    }
+
+    /// A small piece of persisted state by key.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .ctx("cannot read state")
+    }
+
+    /// Runs `f` inside one read transaction, so everything it reads is one
+    /// consistent moment of the ledger even while another process writes.
+    pub fn in_one_read<T>(
+        &self,
+        f: impl FnOnce(&LedgerReader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .ctx("cannot begin a read")?;
+        let out = f(self);
+        let _ = self.conn.execute_batch("COMMIT");
+        out
+    }
+}
+
+/// A copy of a data directory's ledger, opened for reading (`diagnose`).
+///
+/// The database and its WAL are copied into a private temporary directory
+/// and the copy is brought up to this build's schema there, so a data
+/// directory from a user's machine (read-only, from an older omi-sync, with
+/// an un-checkpointed WAL) is read as it is while not one byte of it changes.
+pub struct LedgerCopy {
+    reader: LedgerReader,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for LedgerCopy {
+    type Target = LedgerReader;
+
+    fn deref(&self) -> &LedgerReader {
+        &self.reader
+    }
+}
+
+impl LedgerCopy {
+    /// Copies and opens the ledger of `data_dir` (see the type's docs).
+    pub fn open(data_dir: &Path) -> Result<LedgerCopy, StoreError> {
+        let path = data_dir.join(LEDGER_FILE);
+        if !path.is_file() {
+            return Err(StoreError::NotFound(format!(
+                "no ledger at {} (nothing has been imported into this data directory)",
+                path.display()
+            )));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("omi-sync-ledger-copy")
+            .tempdir()
+            .map_err(|source| {
+                StoreError::File(files::FileError::Io {
+                    action: "create a temporary copy of",
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+        for suffix in ["", "-wal"] {
+            let from = data_dir.join(format!("{LEDGER_FILE}{suffix}"));
+            if from.is_file() {
+                let to = dir.path().join(format!("{LEDGER_FILE}{suffix}"));
+                std::fs::copy(&from, &to).map_err(|source| {
+                    StoreError::File(files::FileError::Io {
+                        action: "copy",
+                        path: from.clone(),
+                        source,
+                    })
+                })?;
+            }
+        }
+        let copy = dir.path().join(LEDGER_FILE);
+        let mut conn =
+            Connection::open(&copy).ctx(&format!("cannot open a copy of {}", path.display()))?;
+        migrations::migrate(&mut conn)?;
+        Ok(LedgerCopy {
+            reader: LedgerReader {
+                conn,
+                data_dir: data_dir.to_path_buf(),
+            },
+            _dir: dir,
+        })
     }
 }
 
@@ -180,11 +306,16 @@ mod tests {
     #[test]
     fn read_only_refuses_to_create_and_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Ledger::open_read_only(dir.path()).is_err());
+        assert!(LedgerReader::open(dir.path()).is_err());
         assert!(!dir.path().join(LEDGER_FILE).exists());
         Ledger::open(dir.path()).unwrap();
-        let ro = Ledger::open_read_only(dir.path()).unwrap();
-        assert!(ro.set_meta("k", "v").is_err());
+        let ro = LedgerReader::open(dir.path()).unwrap();
+        // A reader has no method that writes; its connection refuses SQL that does.
+        assert!(
+            ro.conn
+                .execute("INSERT INTO meta VALUES ('k', 'v')", [])
+                .is_err()
+        );
     }
 
     #[cfg(unix)]

@@ -22,7 +22,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Ledger, SqlContext, StoreError};
+use super::{Ledger, LedgerReader, SqlContext, StoreError};
 use crate::clock::UtcMillis;
 
 /// Where a queued conversation stands.
@@ -181,7 +181,7 @@ fn row_from(r: &Row<'_>) -> rusqlite::Result<Result<OutboxRow, StoreError>> {
     }))
 }
 
-impl Ledger {
+impl LedgerReader {
     /// Every outbox row, oldest conversation first.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let mut stmt = self
@@ -210,7 +210,9 @@ impl Ledger {
             .ctx("cannot read the outbox")?
             .transpose()
     }
+}
 
+impl Ledger {
     /// Queues a conversation; a no-op (returning `false`) if it is queued already.
     pub fn enqueue_push(&self, push: &NewPush) -> Result<bool, StoreError> {
         let now = UtcMillis::now().0;

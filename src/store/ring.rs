@@ -50,7 +50,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::captures::insert_capture;
-use super::{Ledger, NewCapture, SqlContext, StoreError, files};
+use super::{Ledger, LedgerReader, NewCapture, SqlContext, StoreError, files};
 use crate::audio::Codec;
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::device::capture::CaptureFormat;
@@ -151,7 +151,7 @@ enum Fate {
     Duplicate,
 }
 
-impl Ledger {
+impl LedgerReader {
     fn device_state(&self, device: &str) -> Result<Option<DeviceState>, StoreError> {
         self.conn
             .query_row(
@@ -182,6 +182,92 @@ impl Ledger {
         }))
     }
 
+    /// Every device's resume point, with when it last moved.
+    pub fn resume_points(&self) -> Result<Vec<(String, ResumePoint, UtcMillis)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT device, ring_id, durable_seq, updated_at_ms FROM device_state
+                 WHERE stream_id IS NOT NULL AND durable_seq IS NOT NULL ORDER BY device",
+            )
+            .ctx("cannot read the device states")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    ResumePoint {
+                        ring_id: id_from_sql(r.get(1)?),
+                        durable_seq: r.get::<_, i64>(2)? as u64,
+                    },
+                    UtcMillis(r.get(3)?),
+                ))
+            })
+            .ctx("cannot read the device states")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("cannot read the device states")?;
+        Ok(rows)
+    }
+
+    /// Whether the ledger holds a record with exactly these bytes for
+    /// `device` (only records recognisable by their content are indexed; see
+    /// the module docs).
+    pub fn holds_record(&self, device: &str, record: &[u8]) -> Result<bool, StoreError> {
+        let Some(digest) = dedupe_digest(record) else {
+            return Ok(false);
+        };
+        self.conn
+            .query_row(
+                "SELECT 1 FROM ring_records WHERE device = ?1 AND digest = ?2",
+                params![device, &digest[..]],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .ctx("cannot read the record index")
+    }
+
+    /// The span of a ring capture, if it was pulled through
+    /// [`add_ring_records`](Self::add_ring_records).
+    pub fn ring_span(&self, capture_id: i64) -> Result<Option<RingSpan>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT capture_id, stream_id, first_seq, end_seq FROM ring_spans WHERE capture_id = ?1",
+                [capture_id],
+                span_from_row,
+            )
+            .optional()
+            .ctx("cannot read ring span")
+    }
+
+    /// Every span of a stream, in seq order.
+    pub fn ring_spans(&self, stream_id: i64) -> Result<Vec<RingSpan>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT capture_id, stream_id, first_seq, end_seq FROM ring_spans
+                 WHERE stream_id = ?1 ORDER BY first_seq",
+            )
+            .ctx("cannot list ring spans")?;
+        stmt.query_map([stream_id], span_from_row)
+            .ctx("cannot list ring spans")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("cannot list ring spans")
+    }
+
+    /// Every stream of a device, oldest first.
+    pub fn ring_streams(&self, device: &str) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM ring_streams WHERE device = ?1 ORDER BY id")
+            .ctx("cannot list ring streams")?;
+        stmt.query_map([device], |r| r.get(0))
+            .ctx("cannot list ring streams")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("cannot list ring streams")
+    }
+}
+
+impl Ledger {
     /// Forgets `device`'s resume point because it no longer fits the
     /// pendant's ring, and records why (an anomaly of the device).
     /// `new_ring`: the ring was cleared or replaced, so the next records
@@ -226,7 +312,7 @@ impl Ledger {
         }
         let end_seq = batch.first_seq + n as u64;
         let state = self.device_state(batch.device)?;
-        let Ledger { conn, data_dir } = self;
+        let LedgerReader { conn, data_dir } = &mut self.reader;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("cannot start transaction")?;
@@ -397,64 +483,6 @@ impl Ledger {
         .ctx("cannot record the resume point")?;
         tx.commit().ctx("cannot commit pulled records")?;
         Ok(out)
-    }
-
-    /// Whether the ledger holds a record with exactly these bytes for
-    /// `device` (only records recognisable by their content are indexed; see
-    /// the module docs).
-    pub fn holds_record(&self, device: &str, record: &[u8]) -> Result<bool, StoreError> {
-        let Some(digest) = dedupe_digest(record) else {
-            return Ok(false);
-        };
-        self.conn
-            .query_row(
-                "SELECT 1 FROM ring_records WHERE device = ?1 AND digest = ?2",
-                params![device, &digest[..]],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|o| o.is_some())
-            .ctx("cannot read the record index")
-    }
-
-    /// The span of a ring capture, if it was pulled through
-    /// [`add_ring_records`](Self::add_ring_records).
-    pub fn ring_span(&self, capture_id: i64) -> Result<Option<RingSpan>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT capture_id, stream_id, first_seq, end_seq FROM ring_spans WHERE capture_id = ?1",
-                [capture_id],
-                span_from_row,
-            )
-            .optional()
-            .ctx("cannot read ring span")
-    }
-
-    /// Every span of a stream, in seq order.
-    pub fn ring_spans(&self, stream_id: i64) -> Result<Vec<RingSpan>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT capture_id, stream_id, first_seq, end_seq FROM ring_spans
-                 WHERE stream_id = ?1 ORDER BY first_seq",
-            )
-            .ctx("cannot list ring spans")?;
-        stmt.query_map([stream_id], span_from_row)
-            .ctx("cannot list ring spans")?
-            .collect::<Result<Vec<_>, _>>()
-            .ctx("cannot list ring spans")
-    }
-
-    /// Every stream of a device, oldest first.
-    pub fn ring_streams(&self, device: &str) -> Result<Vec<i64>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM ring_streams WHERE device = ?1 ORDER BY id")
-            .ctx("cannot list ring streams")?;
-        stmt.query_map([device], |r| r.get(0))
-            .ctx("cannot list ring streams")?
-            .collect::<Result<Vec<_>, _>>()
-            .ctx("cannot list ring streams")
     }
 }
 

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Ledger, SqlContext, StoreError};
+use super::{Ledger, LedgerReader, SqlContext, StoreError};
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::timeline::{Segment, SegmentStatus};
 
@@ -151,7 +151,7 @@ pub(super) fn replace_for_capture(
     Ok(())
 }
 
-impl Ledger {
+impl LedgerReader {
     /// Every segment, in time order.
     pub fn segments(&self) -> Result<Vec<SegmentRow>, StoreError> {
         let mut stmt = self
@@ -211,6 +211,26 @@ impl Ledger {
             .collect())
     }
 
+    /// The word timings stored with a segment's transcript (empty when it has
+    /// none).
+    pub fn segment_words(&self, id: i64) -> Result<Vec<WordTiming>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT words FROM segments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ctx("cannot read word timings")?
+            .flatten();
+        match json {
+            None => Ok(Vec::new()),
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("word timings of segment {id}: {e}"))),
+        }
+    }
+}
+
+impl Ledger {
     /// Records a finished transcript with its word timings, the moment it
     /// lands: `speech` with text when there are words, else `silent`.
     pub fn record_transcript(&self, id: i64, words: &[WordTiming]) -> Result<(), StoreError> {
@@ -245,24 +265,6 @@ impl Ledger {
             return Err(StoreError::NotFound(format!("no segment {id}")));
         }
         Ok(())
-    }
-
-    /// The word timings stored with a segment's transcript (empty when it has
-    /// none).
-    pub fn segment_words(&self, id: i64) -> Result<Vec<WordTiming>, StoreError> {
-        let json: Option<String> = self
-            .conn
-            .query_row("SELECT words FROM segments WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .ctx("cannot read word timings")?
-            .flatten();
-        match json {
-            None => Ok(Vec::new()),
-            Some(j) => serde_json::from_str(&j)
-                .map_err(|e| StoreError::Corrupt(format!("word timings of segment {id}: {e}"))),
-        }
     }
 
     /// Records a transcription result for one segment, the moment it lands.

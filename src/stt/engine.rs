@@ -12,6 +12,7 @@ use super::deepgram::{DeepgramConfig, DeepgramTranscriber};
 use super::openai::{OpenAiConfig, OpenAiTranscriber};
 use super::whisper::{WhisperModel, WhisperOptions};
 use super::{SttError, Transcriber};
+use crate::cancel::Cancel;
 use crate::cloud::credentials::{OsKeyring, SecretStore};
 
 /// Which speech-to-text engine transcribes.
@@ -104,10 +105,15 @@ impl Engine {
     }
 
     /// A transcriber for one worker (a Whisper worker gets its own decoder
-    /// state; HTTP workers their own connection pool).
-    pub fn worker(&self) -> Result<Box<dyn Transcriber>, SttError> {
+    /// state; HTTP workers their own connection pool) that stops its work
+    /// when `cancel` fires.
+    pub fn worker(&self, cancel: &Cancel) -> Result<Box<dyn Transcriber>, SttError> {
         Ok(match self {
-            Engine::Whisper { model, options } => Box::new(model.transcriber(options.clone())?),
+            Engine::Whisper { model, options } => Box::new(
+                model
+                    .transcriber(options.clone())?
+                    .with_cancel(cancel.clone()),
+            ),
             Engine::Deepgram(cfg) => Box::new(DeepgramTranscriber::new(cfg.clone())?),
             Engine::OpenAi(cfg) => Box::new(OpenAiTranscriber::new(cfg.clone())?),
         })

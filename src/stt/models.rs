@@ -20,13 +20,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::SttError;
 use super::http::RetryPolicy;
+use crate::cancel::Cancel;
 
 /// The environment variable that points at a model file.
 pub const MODEL_ENV: &str = "OMI_SYNC_MODEL";
@@ -230,7 +230,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// Cancelled; the partial file stays for a later resume.
-    #[error("download cancelled; run it again to resume")]
+    #[error("download cancelled; the part downloaded is kept and a new download resumes it")]
     Cancelled,
 }
 
@@ -386,7 +386,7 @@ impl ModelStore {
         &self,
         name: &str,
         progress: &mut dyn FnMut(Progress),
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<PathBuf, ModelError> {
         let info = self.info(name)?.clone();
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
@@ -419,7 +419,7 @@ impl ModelStore {
                     }
                     let wait = self.retry.backoff(attempt);
                     tracing::warn!(%url, attempt, %message, "model download interrupted; resuming");
-                    std::thread::sleep(wait);
+                    cancel.sleep(wait).map_err(|_| ModelError::Cancelled)?;
                     attempt += 1;
                 }
             }
@@ -449,7 +449,7 @@ impl ModelStore {
         part: &Path,
         info: &ModelInfo,
         progress: &mut dyn FnMut(Progress),
-        cancel: &AtomicBool,
+        cancel: &Cancel,
     ) -> Result<(), Fetch> {
         let mut file = OpenOptions::new()
             .create(true)
@@ -468,7 +468,7 @@ impl ModelStore {
         if have == info.size {
             return Ok(());
         }
-        if cancel.load(Ordering::SeqCst) {
+        if cancel.is_cancelled() {
             return Err(Fetch::Fatal(ModelError::Cancelled));
         }
         let mut req = agent.get(url);
@@ -520,7 +520,7 @@ impl ModelStore {
             total: info.size,
         });
         loop {
-            if cancel.load(Ordering::SeqCst) {
+            if cancel.is_cancelled() {
                 let _ = file.sync_all();
                 return Err(Fetch::Fatal(ModelError::Cancelled));
             }

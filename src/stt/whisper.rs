@@ -17,6 +17,7 @@ use whisper_rs::{
 use super::{
     Piece, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes, check_audio,
 };
+use crate::cancel::Cancel;
 
 const ENGINE: &str = "whisper";
 
@@ -145,6 +146,7 @@ impl WhisperModel {
             model: self.clone(),
             state,
             opts,
+            cancel: None,
         })
     }
 }
@@ -174,11 +176,33 @@ fn dtw_preset(path: &Path) -> Option<DtwModelPreset> {
     })
 }
 
+/// whisper.cpp's abort hook: whether the job's cancel flag is set.
+///
+/// # Safety
+/// `data` must point at a live `AtomicBool`.
+unsafe extern "C" fn aborted(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: the caller passes the flag `transcribe` keeps alive.
+    unsafe {
+        (*(data as *const std::sync::atomic::AtomicBool)).load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// One worker's Whisper engine: the shared model plus a private state.
 pub struct WhisperTranscriber {
     model: WhisperModel,
     state: whisper_rs::WhisperState,
     opts: WhisperOptions,
+    /// Stops a window mid-way (whisper.cpp's abort hook polls it).
+    cancel: Option<Cancel>,
+}
+
+impl WhisperTranscriber {
+    /// The same transcriber, stopping mid-window when `cancel` fires (the
+    /// window then fails with [`SttError::Cancelled`]).
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
 }
 
 impl std::fmt::Debug for WhisperTranscriber {
@@ -327,12 +351,30 @@ impl Transcriber for WhisperTranscriber {
         if let Some(p) = &opts.prompt {
             params.set_initial_prompt(p);
         }
-        self.state
-            .full(params, audio)
-            .map_err(|e| SttError::Engine {
-                engine: ENGINE,
-                message: format!("whisper_full failed: {e}"),
-            })?;
+        let cancel = self.cancel.clone();
+        // Kept alive until `full` returns: the abort hook reads it.
+        let flag = cancel.as_ref().map(Cancel::flag);
+        if let (Some(c), Some(flag)) = (&cancel, &flag) {
+            c.check().map_err(|_| SttError::Cancelled)?;
+            // whisper-rs 0.16's `set_abort_callback_safe` hands its trampoline
+            // a pointer of another type than it reads (undefined behaviour that
+            // aborts windows at random), so the hook is set here by hand.
+            // SAFETY: `aborted` only reads the `AtomicBool` behind the pointer,
+            // which `flag` keeps alive for the whole `full` call.
+            unsafe {
+                params.set_abort_callback(Some(aborted));
+                params.set_abort_callback_user_data(Arc::as_ptr(flag) as *mut std::ffi::c_void);
+            }
+        }
+        let done = self.state.full(params, audio);
+        drop(flag);
+        if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+            return Err(SttError::Cancelled);
+        }
+        done.map_err(|e| SttError::Engine {
+            engine: ENGINE,
+            message: format!("whisper_full failed: {e}"),
+        })?;
 
         let eot = self.model.ctx.token_eot();
         let duration = audio.len() as f64 / f64::from(super::SAMPLE_RATE);

@@ -88,6 +88,12 @@ pub fn stage_report(report: &StageReport) -> String {
             ));
             s
         }
+        StageReport::Download(d) => format!(
+            "{} ({} MB, SHA-256 checked) at {}",
+            d.name,
+            d.size >> 20,
+            d.path.display()
+        ),
         StageReport::Push(r) => format!(
             "{} created, {} replaced, {} rejected, {} still queued{}",
             r.created,

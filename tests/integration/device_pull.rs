@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{Sandbox, ring_records, speech_image};
 use omi_sync::device::record::RECORD_BYTES;
 use omi_sync::device::sim::SimPendant;
-use omi_sync::store::Ledger;
+use omi_sync::store::LedgerReader;
 
 /// Writes the speech image into the sandbox; returns its path and records.
 fn speech_ring(sb: &Sandbox) -> (PathBuf, Vec<u8>) {
@@ -34,7 +34,7 @@ fn read_seq(image: &Path) -> (u64, u64) {
 /// Asserts the ledger holds every record of the ring exactly once, in one
 /// stream, byte for byte.
 fn assert_every_record_once(data: &Path, device: &str, records: &[u8]) {
-    let ledger = Ledger::open_read_only(data).unwrap();
+    let ledger = LedgerReader::open(data).unwrap();
     let got = ring_records(&ledger, device);
     let want = records.len() / RECORD_BYTES;
     assert_eq!(got.len(), want, "records held");
@@ -135,7 +135,7 @@ fn a_killed_pull_resumes_with_nothing_lost_and_nothing_twice() {
     // Wait until some batches are durable, then kill -9.
     let started = Instant::now();
     let durable_at_kill = loop {
-        let durable = Ledger::open_read_only(&sb.data())
+        let durable = LedgerReader::open(&sb.data())
             .ok()
             .and_then(|l| l.ring_resume_point(&device).ok().flatten())
             .map_or(0, |r| r.durable_seq);
@@ -148,7 +148,7 @@ fn a_killed_pull_resumes_with_nothing_lost_and_nothing_twice() {
         assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let ledger = Ledger::open_read_only(&sb.data()).unwrap();
+    let ledger = LedgerReader::open(&sb.data()).unwrap();
     let durable = ledger
         .ring_resume_point(&device)
         .unwrap()
@@ -259,7 +259,7 @@ fn a_ring_cleared_between_sessions_is_pulled_as_a_new_ring() {
             .any(|n| n.as_str().unwrap().contains("cleared")),
         "{v:#}"
     );
-    let ledger = Ledger::open_read_only(&sb.data()).unwrap();
+    let ledger = LedgerReader::open(&sb.data()).unwrap();
     let device = device_key(&img);
     let held = ring_records(&ledger, &device);
     let streams: Vec<i64> = ledger.ring_streams(&device).unwrap();

@@ -16,10 +16,12 @@ mod common;
 mod stt_common;
 mod support;
 
+mod cancel;
 mod cloud_api;
 mod cloud_payload;
 mod cloud_retry;
 mod cloud_secrets;
+mod concurrency;
 mod device_fuzz;
 mod device_image;
 mod device_pull;

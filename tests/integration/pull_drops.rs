@@ -18,7 +18,7 @@ use omi_sync::device::sim::SimPendant;
 use omi_sync::device::usb::Variant;
 use omi_sync::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_records};
 use omi_sync::engine::pull::LedgerSink;
-use omi_sync::store::Ledger;
+use omi_sync::store::{Ledger, LedgerReader};
 
 const RECORDS: u64 = 600;
 const BATCH: u64 = 288;
@@ -59,7 +59,7 @@ fn every_record_arrives_once_and_only_durable_data_is_freed_at_100_drop_points()
         let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
         let (log, data) = (Arc::clone(&seen), dir.path().to_path_buf());
         sim.on_advance(move |ev| {
-            let durable = Ledger::open_read_only(&data)
+            let durable = LedgerReader::open(&data)
                 .unwrap()
                 .ring_resume_point("sim:sim")
                 .unwrap()

@@ -488,7 +488,8 @@ fn two_runs_cannot_push_at_once() {
     synthetic_backlog(&sb.data(), 1);
     config(&sb, "");
     let server = ContractServer::start(ContractConfig::default());
-    let _held = omi_sync::store::RunLock::acquire(&sb.data()).unwrap();
+    let _held =
+        omi_sync::store::RunLock::acquire(&sb.data(), omi_sync::store::Section::Push).unwrap();
     let r = push(&sb, &server, &[]);
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.stderr.contains("another omi-sync run"), "{}", r.stderr);

@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use omi_sync::cancel::Cancel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -156,7 +158,7 @@ fn downloads_verifies_and_reports_progress() {
     assert_eq!(s.verify("fake.en").unwrap(), Verification::Missing);
     let mut seen = Vec::new();
     let p = s
-        .download("fake.en", &mut |p| seen.push(p), &AtomicBool::new(false))
+        .download("fake.en", &mut |p| seen.push(p), &Cancel::new())
         .unwrap();
     assert_eq!(p, dir.path().join("ggml-fake.en.bin"));
     assert_eq!(std::fs::read(&p).unwrap(), data);
@@ -166,8 +168,7 @@ fn downloads_verifies_and_reports_progress() {
     assert_eq!(s.verify("fake.en").unwrap(), Verification::Ok);
     assert_eq!(srv.log.lock().unwrap().paths, ["/models/ggml-fake.en.bin"]);
     // Installed and verified: a second download is a no-op.
-    s.download("fake.en", &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    s.download("fake.en", &mut |_| {}, &Cancel::new()).unwrap();
     assert_eq!(srv.log.lock().unwrap().paths.len(), 1);
     let l = s.list();
     assert_eq!(l[0].installed.as_deref(), Some(p.as_path()));
@@ -185,9 +186,7 @@ fn resumes_a_dropped_download_with_range() {
     let srv = serve(data.clone(), 2, 700_000, false);
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path(), &srv.base, &data);
-    let p = s
-        .download("fake.en", &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    let p = s.download("fake.en", &mut |_| {}, &Cancel::new()).unwrap();
     assert_eq!(std::fs::read(&p).unwrap(), data);
     let ranges = srv.log.lock().unwrap().ranges.clone();
     assert_eq!(ranges.len(), 3);
@@ -210,7 +209,7 @@ fn resumes_a_part_left_by_an_earlier_run() {
         &mut |p| {
             first.get_or_insert(p.done);
         },
-        &AtomicBool::new(false),
+        &Cancel::new(),
     )
     .unwrap();
     assert_eq!(first, Some(123_456), "progress starts from the part");
@@ -225,9 +224,7 @@ fn server_without_range_support_restarts_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ggml-fake.en.bin.part"), &data[..1000]).unwrap();
     let s = store(dir.path(), &srv.base, &data);
-    let p = s
-        .download("fake.en", &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    let p = s.download("fake.en", &mut |_| {}, &Cancel::new()).unwrap();
     assert_eq!(std::fs::read(p).unwrap(), data);
 }
 
@@ -240,7 +237,7 @@ fn wrong_content_is_refused_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path(), &srv.base, &data);
     let e = s
-        .download("fake.en", &mut |_| {}, &AtomicBool::new(false))
+        .download("fake.en", &mut |_| {}, &Cancel::new())
         .unwrap_err();
     assert!(matches!(e, ModelError::Checksum { .. }), "{e}");
     assert!(!dir.path().join("ggml-fake.en.bin").exists());
@@ -273,13 +270,13 @@ fn cancel_keeps_the_part_for_later() {
     let srv = serve(data.clone(), 0, 0, false);
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path(), &srv.base, &data);
-    let cancel = AtomicBool::new(false);
+    let cancel = Cancel::new();
     let e = s
         .download(
             "fake.en",
             &mut |p| {
                 if p.done > 0 {
-                    cancel.store(true, Ordering::SeqCst);
+                    cancel.cancel();
                 }
             },
             &cancel,
@@ -290,9 +287,7 @@ fn cancel_keeps_the_part_for_later() {
         .unwrap()
         .len();
     assert!(part > 0 && part < 3_000_000);
-    let p = s
-        .download("fake.en", &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    let p = s.download("fake.en", &mut |_| {}, &Cancel::new()).unwrap();
     assert_eq!(std::fs::read(p).unwrap(), data);
 }
 
@@ -311,7 +306,7 @@ fn missing_file_on_the_server_is_an_error() {
             ..ModelInfo::new("fake.en", 1000, &sha(&data))
         }]);
     let e = s
-        .download("fake.en", &mut |_| {}, &AtomicBool::new(false))
+        .download("fake.en", &mut |_| {}, &Cancel::new())
         .unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
 }

@@ -17,7 +17,7 @@ use omi_sync::device::demo;
 use omi_sync::engine::Ctx;
 use omi_sync::engine::analyze::{AnalyzeOptions, analyze};
 use omi_sync::engine::auto::{Source, import_source};
-use omi_sync::store::{Ledger, WordTiming};
+use omi_sync::store::{Ledger, LedgerReader, WordTiming};
 use omi_sync::stt::wer::wer;
 use omi_sync::timeline::{self, Rules, SegmentStatus};
 use serde_json::Value;
@@ -250,7 +250,7 @@ fn a_killed_transcribe_resumes_without_redoing_finished_segments() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     let finished_before = loop {
-        let ledger = Ledger::open_read_only(&sb.data()).unwrap();
+        let ledger = LedgerReader::open(&sb.data()).unwrap();
         let done: Vec<_> = ledger
             .segments()
             .unwrap()
@@ -271,7 +271,7 @@ fn a_killed_transcribe_resumes_without_redoing_finished_segments() {
         std::thread::sleep(Duration::from_millis(20));
     };
     // Results may have landed between the look and the kill: read again.
-    let ledger = Ledger::open_read_only(&sb.data()).unwrap();
+    let ledger = LedgerReader::open(&sb.data()).unwrap();
     let finished: HashMap<i64, _> = ledger
         .segments()
         .unwrap()

@@ -263,3 +263,49 @@ fn noise_and_silence_leave_nothing() {
         assert!(kept.is_empty(), "{name}: {kept:?} survived");
     }
 }
+
+#[test]
+fn a_cancel_stops_whisper_inside_a_window_and_an_unfired_token_changes_nothing() {
+    let Some(model) = stt_common::model_path() else {
+        return;
+    };
+    let model = WhisperModel::load(&model).unwrap();
+    let u = stt_common::utterances();
+    // 30 s of speech: one full window, well over a second of work.
+    let mut audio = Vec::new();
+    for x in u.iter().cycle() {
+        if audio.len() >= 16_000 * 29 {
+            break;
+        }
+        audio.extend_from_slice(&x.samples);
+        audio.extend(std::iter::repeat_n(0.0f32, 4_800));
+    }
+    let opts = WhisperOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    // Not fired: the same words as without a token.
+    let plain = model
+        .transcriber(opts.clone())
+        .unwrap()
+        .transcribe(&audio, &TranscribeOptions::default())
+        .unwrap()
+        .text();
+    let cancel = omi_sync::cancel::Cancel::new();
+    let mut engine = model.transcriber(opts).unwrap().with_cancel(cancel.clone());
+    assert_eq!(
+        engine
+            .transcribe(&audio, &TranscribeOptions::default())
+            .unwrap()
+            .text(),
+        plain
+    );
+    let firing = cancel.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        firing.cancel();
+    });
+    let r = engine.transcribe(&audio, &TranscribeOptions::default());
+    t.join().unwrap();
+    assert_eq!(r.unwrap_err(), omi_sync::stt::SttError::Cancelled);
+}

@@ -38,7 +38,7 @@ use crate::cloud::{KeyFingerprint, PushOutcome as Outcome};
 use crate::engine::ctx::Ctx;
 use crate::engine::events::{Event, Origin, Stage, Unit, WaitReason};
 use crate::engine::report::StageReport;
-use crate::store::{Ledger, NewPush, OutboxRow, OutboxState, StoreError};
+use crate::store::{Ledger, LedgerReader, NewPush, OutboxRow, OutboxState, StoreError};
 use crate::timeline::{Conversation, Domain, SegmentStatus, Timeline};
 
 /// The cloud calls pushing needs: the real client, or a fake in tests.
@@ -287,7 +287,11 @@ pub fn request_for(
 }
 
 /// Compares the timeline with the outbox (reads only).
-pub fn plan(ledger: &Ledger, timeline: &Timeline, opts: &PushOptions) -> Result<Plan, StoreError> {
+pub fn plan(
+    ledger: &LedgerReader,
+    timeline: &Timeline,
+    opts: &PushOptions,
+) -> Result<Plan, StoreError> {
     let outbox: BTreeMap<String, OutboxRow> = ledger
         .outbox()?
         .into_iter()

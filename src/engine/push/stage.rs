@@ -16,7 +16,7 @@ use crate::cloud::payload::CreateConversationRequest;
 use crate::cloud::ratelimit::RateLimit;
 use crate::engine::ctx::Ctx;
 use crate::engine::workspace::Workspace;
-use crate::store::{Ledger, OutboxState, StoreError};
+use crate::store::{Ledger, LockError, OutboxState, Section, StoreError};
 use crate::timeline::Timeline;
 
 /// What a person asked of a push.
@@ -102,6 +102,9 @@ pub enum PushError {
     /// No usable API key.
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// Another run is sending the outbox.
+    #[error(transparent)]
+    Busy(#[from] LockError),
     /// The API URL or client settings are unusable.
     #[error("cannot use the Omi API at {url}: {message}")]
     Client {
@@ -214,6 +217,8 @@ pub fn run(
             report: None,
         });
     }
+    // One run at a time sends the outbox (and spends the rate budget).
+    let _lock = ws.lock(Section::Push)?;
     super::apply(ledger, &plan)?;
     if !has_work(ledger)? {
         return Ok(PushStage {

@@ -21,14 +21,15 @@ pub mod setup;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::ctx::Ctx;
 use super::events::{Event, Origin, Stage, Unit};
 use super::report::StageReport;
-use crate::store::{Ledger, StoreError, WordTiming};
+use crate::store::{CLAIM_TTL, Ledger, StoreError, WordTiming, WorkKind, new_holder};
 use crate::stt::engine::Engine;
 use crate::stt::guards::GuardConfig;
 use crate::stt::packing::{
@@ -83,6 +84,13 @@ pub struct TranscribeReport {
     pub failed: usize,
     /// Segments left pending after a temporary failure (the next run retries).
     pub left_pending: usize,
+    /// Segments skipped because another run had claimed them (it
+    /// transcribes them).
+    #[serde(default)]
+    pub claimed_elsewhere: usize,
+    /// The run was stopped before the end (what landed is kept).
+    #[serde(default)]
+    pub cancelled: bool,
     /// Seconds of speech planned.
     pub speech_s: f64,
     /// Wall-clock seconds the run took.
@@ -156,10 +164,10 @@ pub fn transcribe(
     });
     let workers = opts.workers.max(1).min(plan.windows.len());
     let mut pool = {
-        let (engine, opts) = (engine.clone(), opts.clone());
+        let (engine, opts, cancel) = (engine.clone(), opts.clone(), ctx.cancel().clone());
         WorkerPool::start(
             workers,
-            move |_| engine.worker(),
+            move |_| engine.worker(&cancel),
             move |t: &mut Box<dyn stt::Transcriber>, job: &WindowJob| job.run(t.as_mut(), &opts),
         )
     };
@@ -188,17 +196,42 @@ pub fn transcribe(
         total,
         fatal: None,
     };
+    // Each window's segments are claimed in the ledger before it is
+    // submitted, so another run on this data directory never transcribes
+    // them too; claims are renewed while the run goes on, released at its end.
+    let holder = new_holder();
+    let mut renewed = Instant::now();
     let mut in_flight = 0usize;
+    let mut stopped = false;
     loop {
-        while in_flight < in_flight_max && sink.fatal.is_none() {
+        if ctx.cancel().is_cancelled() && !stopped {
+            stopped = true;
+            pool.cancel();
+        }
+        while in_flight < in_flight_max && sink.fatal.is_none() && !stopped {
             let Some(job) = jobs.next() else { break };
+            let ids: Vec<i64> = job.segment_ids().collect();
+            let got = ledger.claim(WorkKind::Transcription, &ids, &holder, ctx.now(), CLAIM_TTL)?;
+            if got.len() < ids.len() {
+                ledger.release_claims(WorkKind::Transcription, &holder, Some(&got))?;
+                sink.report.claimed_elsewhere += ids.len();
+                continue;
+            }
             pool.submit(job);
             in_flight += 1;
         }
         if in_flight == 0 {
             break;
         }
-        let Ok(ev) = pool.events().recv() else { break };
+        if renewed.elapsed() > CLAIM_TTL / 3 {
+            ledger.renew_claims(&holder, ctx.now(), CLAIM_TTL)?;
+            renewed = Instant::now();
+        }
+        let ev = match pool.events().recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         if let PoolEvent::Done(_) = ev {
             in_flight -= 1;
         }
@@ -218,6 +251,7 @@ pub fn transcribe(
             store_error = Some(e);
         }
     });
+    ledger.release_claims(WorkKind::Transcription, &holder, None)?;
     if let Some(e) = store_error {
         return Err(e.into());
     }
@@ -225,6 +259,7 @@ pub fn transcribe(
     let mut report = sink.report;
     report.left_pending += sink.assembler.pending().len();
     report.left_pending += jobs.map(|j| j.window.parts.len()).sum::<usize>();
+    report.cancelled = stopped;
     report.elapsed_s = started.elapsed().as_secs_f64();
     if let Some(e) = fatal {
         return Err(TranscribeError::Engine(e));

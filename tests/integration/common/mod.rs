@@ -13,7 +13,7 @@ use omi_sync::device::record::{RECORD_BYTES, build_record};
 use omi_sync::device::usb::Variant;
 use omi_sync::device::usb::fixture::FixtureBuilder;
 use omi_sync::device::{demo, wal};
-use omi_sync::store::{Ledger, NewCapture, NewSegment, RunRow};
+use omi_sync::store::{Ledger, LedgerReader, NewCapture, NewSegment, RunRow};
 use omi_sync::timeline::SegmentStatus;
 
 /// A throwaway data directory and a way to run `omi-sync` against it.
@@ -165,7 +165,7 @@ pub fn speech_image() -> (Vec<u8>, Vec<u8>) {
 
 /// Every record the ledger holds for a pulled `device`, as (stream, seq,
 /// bytes), in stream and seq order, read back from its captures.
-pub fn ring_records(ledger: &Ledger, device: &str) -> Vec<(i64, u64, Vec<u8>)> {
+pub fn ring_records(ledger: &LedgerReader, device: &str) -> Vec<(i64, u64, Vec<u8>)> {
     let mut out = Vec::new();
     for stream in ledger.ring_streams(device).expect("streams") {
         for span in ledger.ring_spans(stream).expect("spans") {
