@@ -61,7 +61,7 @@ mod firmware;
 pub use faults::{FaultSpecError, Faults};
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,7 +72,7 @@ use crate::cancel::Cancel;
 use crate::device::link::{Connector, GattLink, LinkError};
 use crate::device::ring::{Command, Status, TAG_DATA, decode_time};
 use crate::device::usb::layout::Metadata;
-use crate::device::usb::reader::{ImageError, check_image_path};
+use crate::device::usb::reader::{ImageError, open_image_file};
 use crate::device::usb::writer::{RingWriter, WriteError};
 
 /// Storage a simulated pendant can hold its image in.
@@ -208,15 +208,10 @@ impl SimPendant {
     /// (a regular file or a block device: anything else is refused before it
     /// is opened, so a FIFO cannot block).
     pub fn open(path: &Path, spec: &str) -> Result<SimPendant, SimError> {
-        check_image_path(path).map_err(SimError::NotAnImage)?;
-        let file: File = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|source| SimError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let file: File = open_image_file(path, true).map_err(|e| match e {
+            ImageError::Open { path, source } => SimError::Open { path, source },
+            e => SimError::NotAnImage(e),
+        })?;
         Self::with_storage(Box::new(file), spec, &path.display().to_string())
     }
 

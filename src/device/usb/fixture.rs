@@ -217,6 +217,17 @@ impl FixtureBuilder {
         Ok(self)
     }
 
+    /// Overwrites the generation field of the journal record holding
+    /// generation `of` (sector `of % 64`, where the writer puts it) with
+    /// `to`, as a bit error would. Variant A has no CRC to catch it; in B and
+    /// C the record then fails its CRC.
+    pub fn corrupt_generation(&mut self, of: u64, to: u64) -> Result<&mut Self, WriteError> {
+        let sector = of % crate::device::usb::layout::META_SECTORS;
+        self.writer
+            .write_raw(sector * SECTOR + 8, &to.to_le_bytes())?;
+        Ok(self)
+    }
+
     /// The image bytes.
     pub fn finish(self) -> Vec<u8> {
         self.writer.into_inner().into_inner()
