@@ -8,6 +8,7 @@ use anyhow::anyhow;
 use super::Context;
 use crate::cli::PendantArgs;
 use crate::device::ble::{Ble, BleError};
+use crate::device::session::InfoError;
 use crate::engine::pendant::{Pendant, PendantError};
 use crate::engine::pull::device_status;
 use crate::exit::{CommandResult, ExitCode, Failure};
@@ -93,12 +94,17 @@ pub fn status(ctx: &Context, args: &PendantArgs) -> CommandResult {
         Failure::usage(anyhow!("name the pendant with --device ID or --sim IMAGE"))
     })?;
     let mut connector = pendant.connector().map_err(pendant_failure)?;
-    let status = device_status(connector.as_mut(), Duration::from_secs(5)).map_err(|e| {
-        Failure::new(
-            ExitCode::Temporary,
-            anyhow!("cannot read the status of {}: {e}", connector.device_id()),
-        )
-    })?;
+    let status =
+        device_status(connector.as_mut(), Duration::from_secs(6), &ctx.cancel).map_err(|e| {
+            let code = match e {
+                InfoError::Cancelled => ExitCode::Interrupted,
+                _ => ExitCode::Temporary,
+            };
+            Failure::new(
+                code,
+                anyhow!("cannot read the status of {}: {e}", connector.device_id()),
+            )
+        })?;
     if ctx.out.json {
         ctx.out.print_json(&status);
         return Ok(ExitCode::Done);

@@ -5,32 +5,26 @@
 //! ([`crate::device::session`]) is plain code that runs the same against the
 //! in-process simulated pendant ([`crate::device::sim`]) and a real radio.
 //!
-//! Implementing it with `btleplug` 0.13 (async, tokio): run the session on a
-//! blocking thread (`tokio::task::spawn_blocking`) and hold a
-//! `tokio::runtime::Handle` in the link.
+//! [`crate::device::ble`] implements it with `btleplug` on a tokio runtime
+//! that runs on its own thread, so these calls block only the caller and
+//! work from any thread, including one inside another tokio runtime.
 //!
-//! - `write_control` / `write_time`: `handle.block_on(peripheral.write(&ch,
-//!   bytes, WriteType::WithResponse))` on the control characteristic
-//!   ([`CONTROL_CHAR_UUID`](crate::device::ring::CONTROL_CHAR_UUID)) and the
-//!   time characteristic.
-//! - `read_status`: `handle.block_on(peripheral.read(&status_ch))`.
-//! - `recv_notification`: after `subscribe(&control)`, spawn a task that
-//!   forwards `peripheral.notifications()` values whose uuid is the control
-//!   characteristic into a `std::sync::mpsc::sync_channel`; here call
-//!   `recv_timeout` (timeout: `Ok(None)`; the sender dropped because the
-//!   stream ended: `Err(LinkError::Disconnected)`). Also watch the adapter's
-//!   `CentralEvent::DeviceDisconnected` for this peripheral and report it as
-//!   [`LinkError::Disconnected`] from every call after it.
-//! - `mtu`: the negotiated ATT MTU if the platform reports it; 23 (the BLE
-//!   minimum) is a safe answer when it does not: the session does not depend
-//!   on it, it only reports it.
-//! - [`Connector::connect`]: scan, connect, `discover_services`, find the
-//!   characteristics (missing ones are [`LinkError::Unsupported`]), subscribe.
+//! Every wait is bounded and can be stopped: [`Connector::connect`] takes the
+//! pull's [`Cancel`] (connecting and scanning can take many seconds), and
+//! [`GattLink::recv_notification`] is called with short timeouts by the
+//! session, which checks the token between them. A connect or a call given
+//! up because the token fired is [`LinkError::Cancelled`].
+//!
+//! The MTU is negotiated before INFO ([`GattLink::request_mtu`]): the
+//! firmware answers INFO only at an ATT MTU of at least
+//! [`INFO_MIN_MTU`](crate::device::ring::INFO_MIN_MTU).
 //!
 //! A disconnect is always [`LinkError::Disconnected`], distinct from every
 //! other failure: the session reacts to it by reconnecting and resuming.
 
 use std::time::Duration;
+
+use crate::cancel::Cancel;
 
 /// Why a link operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +38,9 @@ pub enum LinkError {
     /// Anything else the transport reports (adapter errors, GATT errors).
     #[error("{0}")]
     Other(String),
+    /// The pull's cancel token fired while this was waiting.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl LinkError {
@@ -58,6 +55,14 @@ pub trait GattLink {
     /// The negotiated ATT MTU (a DATA notification carries up to `MTU - 4`
     /// ring bytes).
     fn mtu(&self) -> u16;
+
+    /// Asks for an ATT MTU of `want` bytes and returns the MTU agreed.
+    /// Platforms that exchange the MTU on their own when they connect (BlueZ
+    /// asks for 517) need not do anything: the default reports [`mtu`](Self::mtu).
+    fn request_mtu(&mut self, want: u16) -> Result<u16, LinkError> {
+        let _ = want;
+        Ok(self.mtu())
+    }
 
     /// Writes a command to the control characteristic (with response).
     fn write_control(&mut self, command: &[u8]) -> Result<(), LinkError>;
@@ -83,5 +88,6 @@ pub trait Connector {
     fn device_id(&self) -> String;
 
     /// Connects, discovers the storage service and subscribes to control.
-    fn connect(&mut self) -> Result<Box<dyn GattLink>, LinkError>;
+    /// Gives up with [`LinkError::Cancelled`] soon after `cancel` fires.
+    fn connect(&mut self, cancel: &Cancel) -> Result<Box<dyn GattLink>, LinkError>;
 }

@@ -63,6 +63,19 @@ pub const TAG_LIVE_MARK: u8 = 0x06;
 pub const INFO_LEN: usize = 31;
 /// Size of an INFO notification with custody v1 fields.
 pub const INFO_CUSTODY_LEN: usize = 41;
+/// Size of a DONE notification without a CRC.
+pub const DONE_LEN: usize = 10;
+/// Size of a DONE notification carrying the transfer's CRC-32 (newest firmware line).
+pub const DONE_CRC_LEN: usize = 14;
+/// The smallest ATT MTU at which the firmware answers INFO (a 41-byte INFO
+/// plus 3 bytes of ATT header). Below it the firmware waits about
+/// [`INFO_SMALL_MTU_WAIT`] and answers ACK status 9 instead.
+pub const INFO_MIN_MTU: u16 = 44;
+/// How long the firmware waits before it answers INFO with status 9 on a
+/// link whose MTU is below [`INFO_MIN_MTU`].
+pub const INFO_SMALL_MTU_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The ATT MTU of a link before any MTU exchange (the BLE minimum).
+pub const DEFAULT_ATT_MTU: u16 = 23;
 /// The custody protocol version this codec speaks.
 pub const CUSTODY_VERSION: u8 = 1;
 /// Bytes of notification overhead: a DATA notification carries `MTU - 4`
@@ -441,11 +454,6 @@ impl Info {
     pub fn ring_id(&self) -> Option<u64> {
         self.custody.map(|c| c.ring_id)
     }
-
-    /// Whether `seq` lies in `[read_seq, write_seq]` (a valid resume point).
-    pub fn contains_resume_point(&self, seq: u64) -> bool {
-        self.read_seq <= seq && seq <= self.write_seq
-    }
 }
 
 /// A notification from the control characteristic.
@@ -463,12 +471,18 @@ pub enum Notification<'a> {
     Info(Info),
     /// `[0x03][ring bytes…]`: part of the record stream, not aligned to records.
     Data(&'a [u8]),
-    /// `[0x04][status][next_seq u64]`: the READ ended.
+    /// `[0x04][status][next_seq u64]`, and on the newest firmware line
+    /// `+[CRC-32 u32 BE]` of the transfer's DATA bytes: the READ ended.
+    /// Decoding accepts 10 bytes or more: the CRC is read when all four of
+    /// its bytes are there (14 or more), and anything after it is ignored.
     Done {
         /// The status.
         status: Status,
         /// One past the last record sent.
         next_seq: u64,
+        /// CRC-32 (zlib/IEEE) of every DATA byte of this transfer, in order,
+        /// when the firmware sends it.
+        crc: Option<u32>,
     },
     /// `[0x05][start_seq u64][packet_count u32]`: a READ starts.
     ReadBegin {
@@ -549,10 +563,11 @@ impl<'a> Notification<'a> {
                 })
             }
             TAG_DONE => {
-                want("DONE", "10", len == 10)?;
+                want("DONE", "10 or more", len >= DONE_LEN)?;
                 Notification::Done {
                     status: Status(b[1]),
                     next_seq: be_u64(b, 2),
+                    crc: (len >= DONE_CRC_LEN).then(|| be_u32(b, DONE_LEN)),
                 }
             }
             TAG_READ_BEGIN => {
@@ -605,9 +620,16 @@ impl<'a> Notification<'a> {
                 out.push(TAG_DATA);
                 out.extend_from_slice(d);
             }
-            Notification::Done { status, next_seq } => {
+            Notification::Done {
+                status,
+                next_seq,
+                crc,
+            } => {
                 out.extend_from_slice(&[TAG_DONE, status.0]);
                 out.extend_from_slice(&next_seq.to_be_bytes());
+                if let Some(c) = crc {
+                    out.extend_from_slice(&c.to_be_bytes());
+                }
             }
             Notification::ReadBegin {
                 start_seq,
@@ -878,7 +900,10 @@ mod tests {
     #[test]
     fn errors_name_the_tag_and_lengths() {
         let e = Notification::decode(&[TAG_DONE, 0, 1]).unwrap_err();
-        assert_eq!(e.to_string(), "DONE (0x04): expected 10 bytes, got 3");
+        assert_eq!(
+            e.to_string(),
+            "DONE (0x04): expected 10 or more bytes, got 3"
+        );
         let e = Notification::decode(&[0x42, 1]).unwrap_err();
         assert_eq!(e.to_string(), "unknown notification tag 0x42 (2 bytes)");
         let e = Command::decode(&[OP_READ, 1, 2]).unwrap_err();
@@ -886,6 +911,33 @@ mod tests {
         assert!(Notification::decode(&[]).is_err());
         assert!(StorageStatus::decode(&[0; 15]).is_err());
         assert!(decode_time(&[0; 5]).is_err());
+    }
+
+    #[test]
+    fn done_takes_ten_bytes_or_more_and_its_crc_when_whole() {
+        let done = |crc| Notification::Done {
+            status: Status::OK,
+            next_seq: 0x0102,
+            crc,
+        };
+        let plain = done(None).encode();
+        assert_eq!(plain.len(), DONE_LEN);
+        assert_eq!(Notification::decode(&plain).unwrap(), done(None));
+        let with = done(Some(0xCBF4_3926)).encode();
+        assert_eq!(with.len(), DONE_CRC_LEN);
+        assert_eq!(&with[10..], &[0xCB, 0xF4, 0x39, 0x26], "big-endian");
+        assert_eq!(
+            Notification::decode(&with).unwrap(),
+            done(Some(0xCBF4_3926))
+        );
+        // A CRC cut short is not a CRC; bytes after a whole one are ignored.
+        assert_eq!(Notification::decode(&with[..12]).unwrap(), done(None));
+        let mut long = with.clone();
+        long.extend_from_slice(&[9, 9]);
+        assert_eq!(
+            Notification::decode(&long).unwrap(),
+            done(Some(0xCBF4_3926))
+        );
     }
 
     #[test]
@@ -994,11 +1046,17 @@ mod tests {
             arb_info().prop_map(|i| Notification::Info(i).encode()),
             proptest::collection::vec(any::<u8>(), 0..600)
                 .prop_map(|d| Notification::Data(&d).encode()),
-            (any::<u8>(), any::<u64>()).prop_map(|(s, n)| Notification::Done {
-                status: Status(s),
-                next_seq: n
-            }
-            .encode()),
+            (
+                any::<u8>(),
+                any::<u64>(),
+                proptest::option::of(any::<u32>())
+            )
+                .prop_map(|(s, n, crc)| Notification::Done {
+                    status: Status(s),
+                    next_seq: n,
+                    crc,
+                }
+                .encode()),
             (any::<u64>(), any::<u32>()).prop_map(|(s, c)| Notification::ReadBegin {
                 start_seq: s,
                 packet_count: c
@@ -1040,8 +1098,14 @@ mod tests {
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Command::decode(&bytes);
             if let Ok(n) = Notification::decode(&bytes) {
-                // Whatever decodes re-encodes to the same bytes.
-                prop_assert_eq!(n.encode(), bytes.clone());
+                // Whatever decodes re-encodes to the same bytes (a DONE to
+                // the bytes it read: what follows a whole CRC is ignored).
+                let again = n.encode();
+                if matches!(n, Notification::Done { .. }) {
+                    prop_assert_eq!(&bytes[..again.len()], &again[..]);
+                } else {
+                    prop_assert_eq!(again, bytes.clone());
+                }
             }
             let _ = StorageStatus::decode(&bytes);
             let _ = decode_time(&bytes);
@@ -1052,7 +1116,10 @@ mod tests {
             let cut = cut.min(bytes.len());
             let short = &bytes[..bytes.len() - cut];
             match Notification::decode(short) {
-                Ok(n) => prop_assert_eq!(n.encode(), short.to_vec()),
+                Ok(n) => {
+                    let again = n.encode();
+                    prop_assert_eq!(&short[..again.len()], &again[..]);
+                }
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
         }

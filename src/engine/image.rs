@@ -25,7 +25,7 @@ use super::pull::{LedgerSink, Stored, discard_message};
 use super::report::StageReport;
 use crate::clock::UtcMillis;
 use crate::device::record::{RECORD_BYTES, RecordTime};
-use crate::device::session::{Discard, DurableSink};
+use crate::device::session::{Discard, DurableSink, ResumeFit, resume_fit};
 use crate::device::usb::reader::{AnomalyKind, ForensicReason, ImageRecord};
 use crate::device::usb::{ImageAnomaly, ImageError, ImageReader, Part};
 use crate::store::{Ledger, StoreError};
@@ -159,6 +159,14 @@ pub enum ImageStop {
     Ledger(#[from] StoreError),
 }
 
+impl ImageStop {
+    /// Whether the request itself was wrong: the path names no image at all
+    /// (a FIFO, a directory, a character device), so nothing was read.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ImageStop::Image(e) if e.is_usage())
+    }
+}
+
 /// Streams one part of the ring into the sink in batches of consecutive seqs.
 fn import_part(
     reader: &mut ImageReader<std::fs::File>,
@@ -219,19 +227,7 @@ pub fn pull_image(
     // Is this the ring the ledger last read for this device?
     if let Some(rp) = ledger.ring_resume_point(device)? {
         let end = scan.salvage.end.max(meta.write_seq);
-        let id_changed = matches!((rp.ring_id, ring_id), (Some(a), Some(b)) if a != b);
-        let why = if id_changed || rp.durable_seq > end {
-            Some(Discard::RingReplaced {
-                new_ring_id: ring_id,
-            })
-        } else if rp.durable_seq < meta.read_seq {
-            Some(Discard::RecordsLost {
-                seqs: rp.durable_seq..meta.read_seq,
-            })
-        } else {
-            None
-        };
-        if let Some(why) = why {
+        if let ResumeFit::Discard(why) = resume_fit(&rp, ring_id, meta.read_seq, end) {
             let text = discard_message(rp, &why);
             let new_ring = matches!(why, Discard::RingReplaced { .. });
             ledger.discard_ring_resume_point(device, new_ring, &text)?;

@@ -176,6 +176,7 @@ impl JobError {
             JobError::Transcribe(TranscribeError::Engine(_)) => ErrorClass::NeedsPerson,
             JobError::Push(PushError::Credentials(_)) => ErrorClass::NeedsPerson,
             JobError::Push(PushError::Client { .. }) => ErrorClass::Usage,
+            JobError::Image(e) if e.is_usage() => ErrorClass::Usage,
             JobError::Image(ImageStop::Image(_)) => ErrorClass::Failed,
             JobError::Model(ModelError::Download { .. }) => ErrorClass::Temporary,
             JobError::Model(ModelError::Unknown { .. }) => ErrorClass::Usage,

@@ -53,9 +53,13 @@ impl PendantError {
         }
     }
 
-    /// Whether the request itself was wrong (a bad fault spec).
+    /// Whether the request itself was wrong (a bad fault spec, or an
+    /// "image" that is a FIFO, a directory or the like).
     pub fn is_usage(&self) -> bool {
-        matches!(self, PendantError::Sim(SimError::Spec(_)))
+        matches!(
+            self,
+            PendantError::Sim(SimError::Spec(_) | SimError::NotAnImage(_))
+        )
     }
 }
 

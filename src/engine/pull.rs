@@ -11,22 +11,23 @@
 //! ([`super::analyze`]), even when the pull failed half-way. [`device_status`] reads the status characteristic and INFO
 //! without changing anything on the pendant.
 
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::auto::Pulled;
 use super::ctx::Ctx;
-use super::events::{Event, Origin, Stage, Unit};
+use super::events::{Event, LinkState, Origin, Stage, Unit};
 use super::report::StageReport;
 use crate::audio::Codec;
+use crate::cancel::Cancel;
 use crate::clock::UtcMillis;
 use crate::device::link::{Connector, GattLink, LinkError};
 use crate::device::record::RECORD_BYTES;
-use crate::device::ring::{Command, Info, Notification, StorageStatus};
+use crate::device::ring::{Info, StorageStatus};
 use crate::device::session::{
-    Discard, DurableSink, Progress, PullError, PullOptions, ResumePoint, SinkError,
+    Discard, DurableSink, InfoError, LinkEvent, Progress, PullError, PullObserver, PullOptions,
+    ResumePoint, SinkError, read_info,
 };
 use crate::store::{Ledger, RingBatch, StoreError};
 
@@ -172,8 +173,8 @@ impl Connector for Renamed<'_> {
         self.name.clone()
     }
 
-    fn connect(&mut self) -> Result<Box<dyn GattLink>, LinkError> {
-        self.inner.connect()
+    fn connect(&mut self, cancel: &Cancel) -> Result<Box<dyn GattLink>, LinkError> {
+        self.inner.connect(cancel)
     }
 }
 
@@ -208,6 +209,17 @@ pub struct LinkSummary {
     pub ring_replaced: bool,
     /// The ATT MTU of the last connection.
     pub mtu: u16,
+    /// Whether the pendant's DONE carries a CRC-32 of each transfer (the
+    /// newest firmware line); `None` if no READ finished.
+    pub done_crc: Option<bool>,
+    /// Transfers whose CRC-32 matched.
+    pub crc_verified: u32,
+    /// Transfers whose CRC-32 did not match: nothing of them was stored or
+    /// freed, and they were read again.
+    pub crc_mismatches: u32,
+    /// The pull was stopped on request before it finished (what arrived and
+    /// could be verified is kept; nothing past it was freed).
+    pub cancelled: bool,
     /// Wall time of the transfer, seconds.
     pub elapsed_s: f64,
     /// Distinct record bytes per second, in KB/s.
@@ -240,9 +252,58 @@ pub enum PullStop {
     Ledger(StoreError),
 }
 
+/// The engine's view of a pull: progress as [`Stage::Pull`] events in
+/// bytes, link changes as [`Event::Link`].
+struct Watch<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    device: String,
+    announced: u64,
+}
+
+impl PullObserver for Watch<'_, '_> {
+    fn progress(&mut self, p: &Progress) {
+        let total = p.total_records * RECORD_BYTES as u64;
+        if total != self.announced {
+            if self.announced == 0 {
+                self.ctx.emit(Event::StageStarted {
+                    stage: Stage::Pull,
+                    total,
+                    unit: Unit::Bytes,
+                });
+            }
+            self.announced = total;
+        }
+        self.ctx.emit(Event::Progress {
+            stage: Stage::Pull,
+            done: (p.records * RECORD_BYTES as u64).min(total),
+            total,
+        });
+    }
+
+    fn link(&mut self, event: &LinkEvent) {
+        let state = match event {
+            LinkEvent::Connecting { attempt } => LinkState::Connecting { attempt: *attempt },
+            LinkEvent::Connected { mtu } => LinkState::Connected { mtu: *mtu },
+            LinkEvent::Dropped { reason } => LinkState::Dropped {
+                reason: reason.clone(),
+            },
+            LinkEvent::Reconnecting { after } => LinkState::Reconnecting {
+                after_ms: after.as_millis() as u64,
+            },
+            LinkEvent::Closed => LinkState::Closed,
+        };
+        self.ctx.emit(Event::Link {
+            device: self.device.clone(),
+            state,
+        });
+    }
+}
+
 /// Pulls through `connector` into the ledger, reporting progress as
-/// [`Stage::Pull`] events in bytes. The summary is returned even when the
-/// pull stopped early, with the reason.
+/// [`Stage::Pull`] events in bytes and the link's states as
+/// [`Event::Link`]; the job's cancel token stops it within a fraction of a
+/// second. The summary is returned even when the pull stopped early, with
+/// the reason (or `cancelled`).
 pub fn pull(
     ledger: &mut Ledger,
     connector: &mut dyn Connector,
@@ -252,32 +313,13 @@ pub fn pull(
 ) -> (PullSummary, Option<PullStop>) {
     let device = connector.device_id();
     let started = Instant::now();
-    let mut announced = 0u64;
-    let mut on_progress = |p: &Progress| {
-        let total = p.total_records * RECORD_BYTES as u64;
-        if total != announced {
-            if announced == 0 {
-                ctx.emit(Event::StageStarted {
-                    stage: Stage::Pull,
-                    total,
-                    unit: Unit::Bytes,
-                });
-            }
-            announced = total;
-        }
-        ctx.emit(Event::Progress {
-            stage: Stage::Pull,
-            done: (p.records * RECORD_BYTES as u64).min(total),
-            total,
-        });
-        if ctx.cancel().is_cancelled() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+    let mut watch = Watch {
+        ctx,
+        device: device.clone(),
+        announced: 0,
     };
     let mut sink = LedgerSink::new(ledger, origin);
-    let result = crate::device::session::pull(connector, &mut sink, opts, &mut on_progress);
+    let result = crate::device::session::pull(connector, &mut sink, opts, ctx.cancel(), &mut watch);
     let (report, stop) = match result {
         Ok(r) => (r, None),
         Err(failed) => {
@@ -312,6 +354,10 @@ pub fn pull(
         busy_retries: report.busy_retries,
         ring_replaced: report.ring_replaced,
         mtu: report.mtu,
+        done_crc: report.done_crc,
+        crc_verified: report.crc_verified,
+        crc_mismatches: report.crc_mismatches,
+        cancelled: report.cancelled,
         elapsed_s: elapsed,
         kb_per_s: if elapsed > 0.0 {
             distinct as f64 / 1000.0 / elapsed
@@ -394,37 +440,20 @@ impl DeviceStatus {
     }
 }
 
-/// Reads the status characteristic and INFO. Writes nothing but the INFO
-/// request: no time, no ADVANCE, no CLEAR.
+/// Reads the status characteristic and INFO (after the MTU exchange INFO
+/// needs). Writes nothing but the MTU request and the INFO command: no
+/// time, no ADVANCE, no CLEAR.
 pub fn device_status(
     connector: &mut dyn Connector,
     timeout: Duration,
-) -> Result<DeviceStatus, LinkError> {
-    let mut link = connector.connect()?;
+    cancel: &Cancel,
+) -> Result<DeviceStatus, InfoError> {
+    let mut link = connector.connect(cancel)?;
     let result = (|| {
+        let mtu = link.request_mtu(PullOptions::default().mtu)?;
         let status = StorageStatus::decode(&link.read_status()?).ok();
-        link.write_control(&Command::Info.encode())?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(bytes) = link.recv_notification(left)? else {
-                return Err(LinkError::Other(format!(
-                    "no INFO answer within {} s",
-                    timeout.as_secs()
-                )));
-            };
-            if let Ok(Notification::Info(info)) = Notification::decode(&bytes) {
-                return Ok(DeviceStatus::new(
-                    connector.device_id(),
-                    &info,
-                    status,
-                    link.mtu(),
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(LinkError::Other("no INFO answer".into()));
-            }
-        }
+        let info = read_info(link.as_mut(), mtu, timeout, cancel)?;
+        Ok(DeviceStatus::new(connector.device_id(), &info, status, mtu))
     })();
     let _ = link.disconnect();
     result
@@ -526,11 +555,77 @@ mod tests {
     }
 
     #[test]
+    fn link_states_reach_the_events_and_a_cancel_is_in_the_summary() {
+        use crate::engine::events::{Collect, JobId};
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let sim = SimPendant::from_image(image(1000), "drop-at=20000,mtu=100,delay-ms=1").unwrap();
+        let events = Collect::new();
+        let cancel = Cancel::new();
+        let ctx = Ctx::new(
+            JobId(3),
+            &events,
+            cancel.clone(),
+            &crate::clock::SystemClock,
+        );
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2500));
+            cancel.cancel();
+        });
+        let mut conn = sim.clone();
+        let opts = PullOptions {
+            time_sync: TimeSync::At(1_717_300_000),
+            reconnect_backoff: Duration::ZERO,
+            ..PullOptions::default()
+        };
+        let (summary, stop) = pull(&mut ledger, &mut conn, "sim:test", &opts, &ctx);
+        stopper.join().unwrap();
+        assert!(stop.is_none(), "{:?}", summary.error);
+        assert!(summary.link.cancelled, "{:?}", summary.link);
+        assert!(summary.stored.new_records < 1000);
+        let links: Vec<LinkState> = events
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Link { device, state } => {
+                    assert_eq!(device, "sim:sim");
+                    Some(state)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(&links[2], LinkState::Dropped { reason } if reason.contains("dropped")));
+        assert_eq!(
+            links[..2],
+            [
+                LinkState::Connecting { attempt: 1 },
+                LinkState::Connected { mtu: 100 }
+            ]
+        );
+        assert_eq!(
+            links[3..],
+            [
+                LinkState::Reconnecting { after_ms: 0 },
+                LinkState::Connecting { attempt: 2 },
+                LinkState::Connected { mtu: 100 },
+                LinkState::Closed
+            ]
+        );
+        // Nothing freed past what the ledger holds.
+        let durable = ledger
+            .ring_resume_point("sim:sim")
+            .unwrap()
+            .unwrap()
+            .durable_seq;
+        assert!(sim.metadata().read_seq <= durable);
+    }
+
+    #[test]
     fn status_reads_without_changing_anything() {
         let img = image(500);
         let sim = SimPendant::from_image(img.clone(), "").unwrap();
         let mut conn = sim.clone();
-        let st = device_status(&mut conn, Duration::from_secs(1)).unwrap();
+        let st = device_status(&mut conn, Duration::from_secs(1), &Cancel::new()).unwrap();
         assert_eq!(st.unread_records, 500);
         assert_eq!(st.capacity_records, 64 * 36);
         assert!(st.ring_id.is_some());

@@ -5,17 +5,17 @@
 //! `OMI_FUZZ_CASES` sets the number of cases (default 512).
 
 use std::collections::VecDeque;
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use omi_sync::cancel::Cancel;
 use omi_sync::device::link::{Connector, GattLink, LinkError};
 use omi_sync::device::ring::{
     Command, CustodyCaps, CustodyInfo, Info, Notification, Status, StorageStatus,
 };
 use omi_sync::device::session::{
-    Discard, DurableSink, MemorySink, PullOptions, ResumePoint, SinkError, TimeSync, pull,
+    Discard, DurableSink, MemorySink, PullOptions, Quiet, ResumePoint, SinkError, TimeSync, pull,
 };
 use proptest::prelude::*;
 
@@ -75,7 +75,7 @@ impl Connector for ScriptConnector {
     fn device_id(&self) -> String {
         "fuzz".into()
     }
-    fn connect(&mut self) -> Result<Box<dyn GattLink>, LinkError> {
+    fn connect(&mut self, _cancel: &Cancel) -> Result<Box<dyn GattLink>, LinkError> {
         let script = self
             .scripts
             .pop_front()
@@ -141,7 +141,7 @@ fn arb_notification() -> impl Strategy<Value = Option<Vec<u8>>> {
         4 => proptest::collection::vec(any::<u8>(), 0..500).prop_map(|d| Some(Notification::Data(&d).encode())),
         1 => (0u64..40, 0u32..20).prop_map(|(s, c)| Some(Notification::ReadBegin { start_seq: s, packet_count: c }.encode())),
         1 => (prop_oneof![Just(0u8), Just(9), Just(10), any::<u8>()], 0u64..40)
-            .prop_map(|(st, n)| Some(Notification::Done { status: Status(st), next_seq: n }.encode())),
+            .prop_map(|(st, n)| Some(Notification::Done { status: Status(st), next_seq: n, crc: None }.encode())),
         1 => (prop_oneof![Just(0u8), Just(9), Just(11)], proptest::option::of(any::<u8>()))
             .prop_map(|(st, g)| Some(Notification::Ack { status: Status(st), granted: g.map(CustodyCaps) }.encode())),
         1 => (0u64..40, 0u64..40, proptest::option::of(0u64..3)).prop_map(|(r, w, id)| Some(info(r.min(w), r.max(w), id))),
@@ -198,7 +198,7 @@ proptest! {
             max_reconnects: 4,
             ..PullOptions::default()
         };
-        let _ = pull(&mut conn, &mut sink, &opts, &mut |_| ControlFlow::Continue(()));
+        let _ = pull(&mut conn, &mut sink, &opts, &Cancel::new(), &mut Quiet);
         let v = shared.violations.lock().unwrap();
         prop_assert!(v.is_empty(), "{:?}", *v);
         // Within one ring the sink saw contiguous, distinct seqs.
@@ -227,7 +227,8 @@ proptest! {
         b.record(100, 36).unwrap();
         let mut sim = SimPendant::from_image(b.finish(), "mtu=50").unwrap();
         let ring = sim.metadata().ring_id.unwrap();
-        let mut link = sim.connect().unwrap();
+        let mut link = sim.connect(&Cancel::new()).unwrap();
+        link.request_mtu(517).unwrap();
         let structured = known.into_iter().map(|(op, seq, x)| match op {
             0 => Command::Info,
             1 => Command::Read { start_seq: seq, count: Some((x % 50) as u32) },

@@ -507,3 +507,139 @@ fn a_ring_upgraded_from_variant_a_to_c_keeps_its_old_batches() {
     check_content(&r.main, 0);
     assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
 }
+
+/// A variant A ring of 1 000 records committed 10 at a time (generations
+/// 2..=101), whose journal still holds generations 38..=101.
+fn journal_ring() -> FixtureBuilder {
+    let mut b = FixtureBuilder::new(Variant::A, 40).unwrap();
+    b.record(1_000, 10).unwrap();
+    assert_eq!(b.writer().metadata().generation, 101);
+    b
+}
+
+#[test]
+fn an_old_variant_a_record_with_a_corrupted_generation_does_not_hide_the_batches_after_it() {
+    // Generation 60 committed records up to 590; a flipped high bit makes it
+    // look like the newest record on the card.
+    let mut b = journal_ring();
+    b.corrupt_generation(60, 60 | 1 << 40).unwrap();
+    let r = read(&b.finish());
+    assert_eq!(r.scan.metadata.generation, 101, "the true newest record");
+    assert_eq!(r.scan.metadata_sector, 101 % 64);
+    assert_eq!(seqs(&r.main), (0..1_000).collect::<Vec<_>>());
+    check_content(&r.main, 0);
+    let stale: Vec<_> = r
+        .anomalies
+        .iter()
+        .filter(|a| matches!(a.kind, AnomalyKind::MetadataStale(_)))
+        .collect();
+    assert_eq!(stale.len(), 1, "{:?}", r.anomalies);
+    assert_eq!(stale[0].sector, Some(60));
+    let text = stale[0].kind.to_string();
+    assert!(
+        text.contains(&format!(
+            "metadata generation {} (write_seq 590)",
+            60u64 | 1 << 40
+        )) && text.contains("sector 37 (generation 101) commits records up to 1000")
+            && text.contains("the 410 records committed after seq 590 are not left out"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_corrupted_record_whose_batches_were_overwritten_by_later_laps_is_passed_over() {
+    // 10 slots (360 records): by generation 101 (write_seq 1000) the ring
+    // has wrapped, and the slot of generation 40's last record (seq 389,
+    // slot 0) holds batch 720..756, written by generation 77.
+    let mut b = FixtureBuilder::new(Variant::A, 10).unwrap();
+    b.record(1_000, 10).unwrap();
+    assert_eq!(b.writer().metadata().generation, 101);
+    b.corrupt_generation(40, 40 | 1 << 33).unwrap();
+    let r = read(&b.finish());
+    assert_eq!(r.scan.metadata.generation, 101);
+    assert_eq!(seqs(&r.main), (648..1_000).collect::<Vec<_>>());
+    check_content(&r.main, 0);
+    let stale: Vec<_> = r
+        .anomalies
+        .iter()
+        .filter_map(|a| match a.kind {
+            AnomalyKind::MetadataStale(s) => Some((a.sector, s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stale.len(), 1, "{:?}", r.anomalies);
+    let (sector, s) = stale[0];
+    assert_eq!(sector, Some(40));
+    assert_eq!(
+        (s.write_seq, s.batch_generation, s.by_write_seq),
+        (390, 77, 1_000)
+    );
+}
+
+#[test]
+fn a_corrupted_generation_is_caught_through_the_engine_with_a_warning() {
+    use omi_sync::engine::Ctx;
+    use omi_sync::engine::image::pull_image;
+    let mut b = journal_ring();
+    b.corrupt_generation(80, u64::MAX).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.img");
+    std::fs::write(&path, b.finish()).unwrap();
+    let mut ledger = omi_sync::store::Ledger::open(&dir.path().join("data")).unwrap();
+    let s = pull_image(&mut ledger, &path, "card", false, &Ctx::default()).unwrap();
+    assert_eq!(s.stored.new_records, 1_000);
+    assert_eq!(s.ring.generation, 101);
+    assert!(!s.lost_audio(), "{:?}", s.anomalies);
+    let w = s
+        .anomalies
+        .iter()
+        .find(|a| a.message.contains("taken as corrupt"))
+        .expect("a warning");
+    assert_eq!(w.sector, Some(80 % 64));
+    assert!(
+        !w.message.contains("sector 16:"),
+        "says where once: {}",
+        w.message
+    );
+}
+
+#[test]
+fn a_clear_or_a_legitimately_newer_record_is_not_taken_for_a_corrupt_one() {
+    for (after_clear, variant) in [
+        (0u64, Variant::A),
+        (50, Variant::A),
+        (72, Variant::A),
+        (50, Variant::C),
+    ] {
+        let mut b = FixtureBuilder::new(variant, 40).unwrap();
+        b.record(300, 10).unwrap();
+        b.clear().unwrap();
+        if after_clear > 0 {
+            b.record(after_clear, 10).unwrap();
+        }
+        let r = read(&b.finish());
+        assert_eq!(
+            seqs(&r.main),
+            (0..after_clear).collect::<Vec<_>>(),
+            "{variant:?} {after_clear}"
+        );
+        check_content(&r.main, 1);
+        assert!(r.salvage.is_empty(), "{variant:?} {after_clear}");
+        assert!(
+            !r.anomalies
+                .iter()
+                .any(|a| matches!(a.kind, AnomalyKind::MetadataStale(_))),
+            "{variant:?} {after_clear}: {:?}",
+            r.anomalies
+        );
+    }
+    // Corrupting a record's generation downward, or the newest one upward,
+    // changes nothing either.
+    for (of, to) in [(60, 3), (101, 1 << 50), (101, 40)] {
+        let mut b = journal_ring();
+        b.corrupt_generation(of, to).unwrap();
+        let r = read(&b.finish());
+        let all: Vec<u64> = seqs(&r.main).into_iter().chain(seqs(&r.salvage)).collect();
+        assert_eq!(all, (0..1_000).collect::<Vec<_>>(), "{of} -> {to}");
+    }
+}

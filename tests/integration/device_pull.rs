@@ -182,6 +182,13 @@ fn a_killed_pull_resumes_with_nothing_lost_and_nothing_twice() {
 
 #[test]
 fn clock_not_set_records_are_placed_before_the_audio_that_follows_them() {
+    // Bit 31 set, and timestamp 0 (the CRC firmware line's "clock not set").
+    for faults in ["clock-not-set=0..400", "clock-zero=0..400"] {
+        clock_not_set_is_estimated(faults);
+    }
+}
+
+fn clock_not_set_is_estimated(faults: &str) {
     let sb = Sandbox::new();
     let (img, records) = speech_ring(&sb);
     let n = (records.len() / RECORD_BYTES) as u64;
@@ -191,7 +198,7 @@ fn clock_not_set_records_are_placed_before_the_audio_that_follows_them() {
         "--sim",
         img.to_str().unwrap(),
         "--sim-faults",
-        "clock-not-set=0..400,drop-at=90000",
+        &format!("{faults},drop-at=90000"),
         "--json",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -200,7 +207,10 @@ fn clock_not_set_records_are_placed_before_the_audio_that_follows_them() {
     let segs = segs["segments"].as_array().unwrap();
     let estimated: Vec<_> = segs.iter().filter(|s| s["clock"] != "wall").collect();
     let wall: Vec<_> = segs.iter().filter(|s| s["clock"] == "wall").collect();
-    assert!(!estimated.is_empty() && !wall.is_empty(), "{segs:#?}");
+    assert!(
+        !estimated.is_empty() && !wall.is_empty(),
+        "{faults}: {segs:#?}"
+    );
     // Estimated from the neighbours: right before the first wall-clock
     // audio of session A, not at the time of the pull.
     let last_estimated = estimated
@@ -215,11 +225,11 @@ fn clock_not_set_records_are_placed_before_the_audio_that_follows_them() {
         .unwrap();
     assert!(
         last_estimated <= first_wall,
-        "{last_estimated} {first_wall}"
+        "{faults}: {last_estimated} {first_wall}"
     );
     assert!(
         last_estimated.starts_with("2025-06-02T09:0"),
-        "{last_estimated}"
+        "{faults}: {last_estimated}"
     );
     let t = sb.run(&["timeline", "--json"]).json();
     let clocks: Vec<_> = t["conversations"]
@@ -228,7 +238,10 @@ fn clock_not_set_records_are_placed_before_the_audio_that_follows_them() {
         .iter()
         .map(|c| c["clock"].as_str().unwrap().to_string())
         .collect();
-    assert!(clocks.iter().any(|c| c == "estimated"), "{clocks:?}");
+    assert!(
+        clocks.iter().any(|c| c == "estimated"),
+        "{faults}: {clocks:?}"
+    );
 }
 
 #[test]
@@ -414,4 +427,82 @@ fn a_bad_fault_spec_and_flags_for_another_source_are_usage_errors() {
             run.stderr
         );
     }
+}
+
+/// Runs `omi-sync ARGS` but gives up (killing it) after `limit`: a command
+/// that blocks fails the test instead of hanging it.
+fn run_within(sb: &Sandbox, args: &[&str], limit: Duration) -> common::Run {
+    use std::process::Stdio;
+    let mut child = sb
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "`omi-sync {}` still running after {limit:?}",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_fifo_or_a_directory_as_the_image_is_refused_at_once() {
+    let sb = Sandbox::new();
+    let fifo = sb.inputs().join("fifo.img");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let dir = sb.inputs().join("card");
+    std::fs::create_dir(&dir).unwrap();
+    for (path, kind) in [(&fifo, "a FIFO"), (&dir, "a directory")] {
+        let p = path.to_str().unwrap();
+        let source = format!("image:{p}");
+        for args in [
+            &["pull", "--image", p][..],
+            &["pull", "--image", p, "--json"][..],
+            &["pull", "--sim", p][..],
+            &["--auto", "--source", &source][..],
+        ] {
+            let run = run_within(&sb, args, Duration::from_secs(20));
+            assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
+            let all = format!("{}{}", run.stdout, run.stderr);
+            assert!(
+                all.contains(&format!("{p} is {kind}")) && all.contains("block device"),
+                "{args:?}: {all}"
+            );
+        }
+    }
+    // The library refuses it without opening it (which would block).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(omi_sync::device::usb::ImageReader::open_path(&f).err());
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("open_path returned")
+        .expect("an error");
+    assert!(err.is_usage(), "{err}");
+    // A regular image file and its symlink are still fine.
+    let (img, _) = speech_ring(&sb);
+    let link = sb.inputs().join("link.img");
+    std::os::unix::fs::symlink(&img, &link).unwrap();
+    assert!(omi_sync::device::usb::ImageReader::open_path(&link).is_ok());
 }

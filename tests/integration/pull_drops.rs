@@ -7,13 +7,13 @@
 
 use crate::common;
 
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::ring_records;
+use omi_sync::cancel::Cancel;
 use omi_sync::device::record::RECORD_BYTES;
-use omi_sync::device::session::{PullOptions, TimeSync, pull};
+use omi_sync::device::session::{PullOptions, Quiet, TimeSync, pull};
 use omi_sync::device::sim::SimPendant;
 use omi_sync::device::usb::Variant;
 use omi_sync::device::usb::fixture::{FixtureBuilder, FixtureClock, fixture_records};
@@ -33,7 +33,7 @@ fn image() -> Vec<u8> {
 fn spec(k: u64, total: u64) -> String {
     // Spread over the whole stream, at odd offsets (inside records and notifications).
     let point = 1 + (total - 2) * k / 100 + (k * 37) % 211;
-    let mtu = [23, 100, 247, 517][(k % 4) as usize];
+    let mtu = [44, 100, 247, 517][(k % 4) as usize];
     let mut spec = format!("drop-at={point},mtu={mtu}");
     if k.is_multiple_of(3) {
         spec += &format!(",drop-at={}", point + total / 7);
@@ -75,10 +75,8 @@ fn every_record_arrives_once_and_only_durable_data_is_freed_at_100_drop_points()
         };
         let mut conn = sim.clone();
         let mut sink = LedgerSink::new(&mut ledger, "sim:test");
-        let report = pull(&mut conn, &mut sink, &opts, &mut |_| {
-            ControlFlow::Continue(())
-        })
-        .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let report = pull(&mut conn, &mut sink, &opts, &Cancel::new(), &mut Quiet)
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
         assert_eq!(sink.stored.new_records, RECORDS, "{spec}");
         assert!(report.drops >= 1, "{spec}: the link dropped");
         drops_seen += report.drops;
@@ -130,10 +128,7 @@ fn a_second_pull_after_drops_finds_nothing_new() {
     let mut conn = sim.clone();
     for (round, want_new) in [(0, RECORDS), (1, 0)] {
         let mut sink = LedgerSink::new(&mut ledger, "sim:test");
-        pull(&mut conn, &mut sink, &opts, &mut |_| {
-            ControlFlow::Continue(())
-        })
-        .unwrap();
+        pull(&mut conn, &mut sink, &opts, &Cancel::new(), &mut Quiet).unwrap();
         assert_eq!(sink.stored.new_records, want_new, "round {round}");
     }
     assert_eq!(ring_records(&ledger, "sim:sim").len() as u64, RECORDS);

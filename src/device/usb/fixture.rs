@@ -23,14 +23,6 @@ use crate::device::usb::writer::{RingWriter, WriteError};
 /// Wall-clock start of fixture recordings (2024-06-01T00:00:00Z).
 pub const FIXTURE_START: u32 = 1_717_200_000;
 
-fn mix(mut x: u64) -> u64 {
-    // splitmix64
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// How a fixture record's timestamp is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FixtureClock {
@@ -46,16 +38,14 @@ pub enum FixtureClock {
 pub fn fixture_frames(epoch: u64, seq: u64) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     let mut used = 0usize;
-    let mut state = mix(epoch.wrapping_mul(0x1_0000_0001) ^ seq);
+    let mut rng = fastrand::Rng::with_seed(epoch.wrapping_mul(0x1_0000_0001) ^ seq);
     loop {
-        state = mix(state);
-        let len = 60 + (state % 21) as usize;
+        let len = rng.usize(60..=80);
         if used + 1 + len >= 440 {
             break;
         }
-        let frame: Vec<u8> = (0..len)
-            .map(|i| (mix(state ^ i as u64) & 0xFF) as u8)
-            .collect();
+        let mut frame = vec![0u8; len];
+        rng.fill(&mut frame);
         used += 1 + len;
         frames.push(frame);
     }
@@ -224,6 +214,17 @@ impl FixtureBuilder {
         let off = slot_sector(slot) * SECTOR;
         self.writer.write_raw(off, &header.encode())?;
         self.writer.write_raw(off + BATCH_HEADER_BYTES, &recs)?;
+        Ok(self)
+    }
+
+    /// Overwrites the generation field of the journal record holding
+    /// generation `of` (sector `of % 64`, where the writer puts it) with
+    /// `to`, as a bit error would. Variant A has no CRC to catch it; in B and
+    /// C the record then fails its CRC.
+    pub fn corrupt_generation(&mut self, of: u64, to: u64) -> Result<&mut Self, WriteError> {
+        let sector = of % crate::device::usb::layout::META_SECTORS;
+        self.writer
+            .write_raw(sector * SECTOR + 8, &to.to_le_bytes())?;
         Ok(self)
     }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`layout`]: geometry, metadata records (variants A, B, C) and batch
 //!   headers, parsed and encoded byte for byte.
+//! - [`journal`]: which metadata record to trust, cross-checked against the
+//!   batch headers.
 //! - [`reader`]: the recovery procedure over `Read + Seek` (main range,
 //!   salvage, forensic pass, anomalies with their sectors).
 //! - [`writer`]: writing batches and metadata as the firmware does (used by
@@ -12,6 +14,7 @@
 //! Upstream firmware has no USB data path: "USB" here means a card reader.
 
 pub mod fixture;
+pub mod journal;
 pub mod layout;
 pub mod reader;
 pub mod writer;

@@ -4,8 +4,9 @@
 //! `ring-layout.md` on anything `Read + Seek`: it parses all 64 metadata
 //! slots (variants A, B, C), computes the slot count N from the size and
 //! confirms it from the batch headers (searching for the N that fits when it
-//! does not), picks the valid metadata record with the highest generation,
-//! checks every batch header against its slot (and variant B's CRC), and
+//! does not), picks the valid metadata record with the highest generation
+//! that the batch headers do not show to be older ([`journal`]), checks
+//! every batch header against its slot (and variant B's CRC), and
 //! finds batches written after the newest metadata (salvage). It reads only
 //! the metadata sectors and batch headers (plus batch bodies for B's CRC), one
 //! batch at a time, so a 480 MiB image or a card reader's device node is never
@@ -24,6 +25,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
 
 use crate::device::record::{CLOCK_NOT_SET_BIT, PayloadAnomaly, RECORD_BYTES, Record};
+use crate::device::usb::journal::{self, StaleMetadata};
 use crate::device::usb::layout::{
     BATCH_BYTES, BATCH_HEADER_BYTES, BatchHeader, META_SECTORS, MetaReject, Metadata,
     RECORDS_PER_BATCH, SECTOR, Variant, slot_sector, slots_for_size,
@@ -41,6 +43,18 @@ pub enum ImageError {
         offset: u64,
         /// The I/O error.
         source: io::Error,
+    },
+    /// The path names something no image can be read from: a FIFO (whose
+    /// open would block until a writer comes), a directory, a character
+    /// device, a socket. Checked before anything is opened.
+    #[error(
+        "{path} is {kind}, not a card image: give an image file (as `dd` writes it) or a card reader's block device"
+    )]
+    NotAnImage {
+        /// The path.
+        path: String,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
     },
     /// The image file or device node could not be opened.
     #[error("opening {path}: {source}")]
@@ -150,6 +164,11 @@ pub enum AnomalyKind {
         /// Its write_seq.
         write_seq: u64,
     },
+    /// A record whose generation is the highest but which the batch headers
+    /// show to be older than another record (a corrupted generation, in
+    /// variant A with no CRC): passed over, the backlog read past it
+    /// ([`journal`]).
+    MetadataStale(StaleMetadata),
     /// The slot count from the size did not fit the batch headers; another was found.
     SlotCountSearched {
         /// N from the image size.
@@ -266,6 +285,23 @@ impl fmt::Display for AnomalyKind {
             } => write!(
                 f,
                 "metadata generation {generation} rejected: read_seq {read_seq}, write_seq {write_seq} do not fit the capacity"
+            ),
+            AnomalyKind::MetadataStale(m) => write!(
+                f,
+                "metadata generation {} (write_seq {}) is older than the card shows: the slot \
+                 of its last record was written by generation {}, and the record in sector {} \
+                 (generation {}) commits records up to {}; its generation is taken as corrupt, \
+                 the record in sector {} is used, and the {} records committed after seq {} are \
+                 not left out",
+                m.generation,
+                m.write_seq,
+                m.batch_generation,
+                m.by_sector,
+                m.by_generation,
+                m.by_write_seq,
+                m.by_sector,
+                m.by_write_seq - m.write_seq,
+                m.write_seq
             ),
             AnomalyKind::SlotCountSearched {
                 from_size,
@@ -587,15 +623,101 @@ fn choose_slots(from_size: u64, headers: &[(u64, BatchHeader)]) -> (u64, usize) 
     best
 }
 
+impl ImageError {
+    /// Whether the request itself was wrong (the path names no image at
+    /// all), as opposed to an image that could not be read.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ImageError::NotAnImage { .. })
+    }
+}
+
+/// What a file type is, in words, when it is not one an image can be read from.
+fn not_an_image(ft: std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_block_device() {
+            return None;
+        }
+        if ft.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if ft.is_char_device() {
+            return Some("a character device");
+        }
+        if ft.is_socket() {
+            return Some("a socket");
+        }
+    }
+    if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else {
+        Some("neither a file nor a block device")
+    }
+}
+
+/// Accepts only a regular file or a block device (symlinks followed):
+/// anything else is [`ImageError::NotAnImage`], found without opening it,
+/// since opening a FIFO blocks until something writes to it (and opening a
+/// character device can have effects of its own).
+pub fn check_image_path(path: &std::path::Path) -> Result<(), ImageError> {
+    let meta = std::fs::metadata(path).map_err(|source| ImageError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    match not_an_image(meta.file_type()) {
+        Some(kind) => Err(ImageError::NotAnImage {
+            path: path.display().to_string(),
+            kind,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Opens an image file or a block device node for reading (and writing, if
+/// `write`), refusing anything else ([`check_image_path`] first). The open
+/// itself never blocks: it is non-blocking, so a FIFO swapped in after the
+/// check opens at once and is refused by the check of the opened file.
+/// (Reads and writes of regular files and block devices ignore the
+/// non-blocking flag, so the file is used as it is.)
+pub fn open_image_file(path: &std::path::Path, write: bool) -> Result<std::fs::File, ImageError> {
+    check_image_path(path)?;
+    open_checked(path, write)
+}
+
+/// The open of [`open_image_file`] and the check of the opened file.
+fn open_checked(path: &std::path::Path, write: bool) -> Result<std::fs::File, ImageError> {
+    let open = |source| ImageError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(write);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(open)?;
+    let ft = file.metadata().map_err(open)?.file_type();
+    match not_an_image(ft) {
+        Some(kind) => Err(ImageError::NotAnImage {
+            path: path.display().to_string(),
+            kind,
+        }),
+        None => Ok(file),
+    }
+}
+
 impl ImageReader<std::fs::File> {
     /// Opens an image file or a block device node (e.g. `/dev/sdb`) read-only
-    /// and scans it.
+    /// and scans it. Anything else is refused before it is opened, and a
+    /// path swapped for a FIFO in between is refused without blocking
+    /// ([`open_image_file`]).
     pub fn open_path(path: &std::path::Path) -> Result<Self, ImageError> {
-        let file = std::fs::File::open(path).map_err(|source| ImageError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::open(file)
+        Self::open(open_image_file(path, false)?)
     }
 }
 
@@ -719,9 +841,7 @@ impl<R: Read + Seek> ImageReader<R> {
                 ));
             }
         }
-        let Some(&(metadata_sector, metadata)) = valid
-            .iter()
-            .max_by_key(|(s, m)| (m.generation, u64::MAX - s))
+        let Some(((metadata_sector, metadata), stale)) = journal::choose(&valid, &raw, slots)
         else {
             let detail = if rejected.is_empty() {
                 String::new()
@@ -731,6 +851,12 @@ impl<R: Read + Seek> ImageReader<R> {
             };
             return Err(ImageError::NoValidMetadata { with_magic, detail });
         };
+        for s in stale {
+            anomalies.push(ImageAnomaly {
+                sector: Some(s.sector),
+                kind: AnomalyKind::MetadataStale(s),
+            });
+        }
         if metadata.dropped > 0 {
             anomalies.push(ImageAnomaly {
                 sector: Some(metadata_sector),
@@ -1136,5 +1262,42 @@ impl<R: Read + Seek> Iterator for Records<'_, R> {
             }
             return Some(Ok(ImageRecord { seq, sector, bytes }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_swapped_in_after_the_check_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("card.img");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // The open after the path check, as if the FIFO had appeared between
+        // the two: it must return (a blocking open would wait for a writer).
+        for write in [false, true] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let f = fifo.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(open_checked(&f, write).err());
+            });
+            let err = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("the open returned")
+                .expect("an error");
+            assert!(err.is_usage(), "{err}");
+            assert!(err.to_string().contains("is a FIFO"), "{err}");
+        }
+        // A regular file opens, for reading and for writing.
+        let img = dir.path().join("ok.img");
+        std::fs::write(&img, b"x").unwrap();
+        assert!(open_image_file(&img, false).is_ok());
+        assert!(open_image_file(&img, true).is_ok());
     }
 }
