@@ -43,6 +43,9 @@ fn print_import(report: &ImportReport, analysis: &AnalyzeReport) {
     for e in &report.errors {
         anstream::println!("  {}  {e}", paint(BAD, "error   "));
     }
+    for s in &report.skipped {
+        anstream::println!("  {}  {s}", paint(WARN, "skipped "));
+    }
     for f in &report.files {
         let name = f.path.file_name().map_or_else(
             || f.path.display().to_string(),

@@ -25,3 +25,4 @@ pub mod session;
 pub mod sim;
 pub mod usb;
 pub mod wal;
+pub mod wal_read;

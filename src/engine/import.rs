@@ -18,7 +18,7 @@ use super::report::StageReport;
 use crate::audio::{Codec, opus_packet_samples};
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::device::capture::{self, Anomaly, CaptureFormat};
-use crate::device::wal;
+use crate::device::{wal, wal_read};
 use crate::store::{Ledger, NewCapture, StoreError, Stored};
 use crate::timeline::Domain;
 
@@ -66,6 +66,11 @@ pub struct ImportReport {
     pub errors: Vec<String>,
     /// Files in the folders that were skipped because they are not `.bin`.
     pub skipped_other_files: usize,
+    /// What in the folders was passed over, and why: a link back to a folder
+    /// already walked (a loop), a `.bin` name on something that is not a
+    /// regular file (a FIFO, a socket).
+    #[serde(default)]
+    pub skipped: Vec<String>,
     /// The run was stopped before every file was imported.
     #[serde(default)]
     pub cancelled: bool,
@@ -83,12 +88,17 @@ impl ImportReport {
 }
 
 /// Expands paths into the `.bin` files to import: files as given, folders
-/// walked recursively (sorted, so imports are reproducible).
+/// walked recursively (sorted, so imports are reproducible). Symbolic links
+/// are followed, but a folder is walked once: a link back to one already
+/// walked (a loop, or a second way to the same folder) is noted in
+/// [`ImportReport::skipped`]. In folders, `.bin` names on anything but a
+/// regular file are noted there too, never opened.
 pub fn collect_files(paths: &[PathBuf], report: &mut ImportReport) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    let mut walked = Walked::default();
     for p in paths {
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut out, report),
+            Ok(m) if m.is_dir() => walk(p, &m, &mut walked, &mut out, report),
             Ok(_) => out.push(p.clone()),
             // A dangling link or a missing file: let import report it per file.
             Err(_) if p.extension().is_some_and(|e| e == "bin") => out.push(p.clone()),
@@ -98,7 +108,45 @@ pub fn collect_files(paths: &[PathBuf], report: &mut ImportReport) -> Vec<PathBu
     out
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, report: &mut ImportReport) {
+/// The folders walked so far, by identity (device and inode), with the path
+/// each was first reached by.
+#[derive(Default)]
+struct Walked(std::collections::HashMap<(u64, u64), PathBuf>);
+
+impl Walked {
+    /// Records `dir`; if it was walked before, returns the path it was walked as.
+    fn first_visit(&mut self, dir: &Path, meta: &std::fs::Metadata) -> Result<(), PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        match self.0.entry((meta.dev(), meta.ino())) {
+            std::collections::hash_map::Entry::Occupied(e) => Err(e.get().clone()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(dir.to_path_buf());
+                Ok(())
+            }
+        }
+    }
+}
+
+fn walk(
+    dir: &Path,
+    meta: &std::fs::Metadata,
+    walked: &mut Walked,
+    out: &mut Vec<PathBuf>,
+    report: &mut ImportReport,
+) {
+    if let Err(first) = walked.first_visit(dir, meta) {
+        let why = if dir.starts_with(&first) {
+            "a link back to a folder it is inside (a loop)"
+        } else {
+            "the same folder reached a second way"
+        };
+        report.skipped.push(format!(
+            "{}: {why}, {}; walked once",
+            dir.display(),
+            first.display()
+        ));
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -111,12 +159,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, report: &mut ImportReport) {
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
-        if p.is_dir() {
-            walk(&p, out, report);
-        } else if p.extension().is_some_and(|e| e == "bin") {
-            out.push(p);
-        } else {
-            report.skipped_other_files += 1;
+        let is_bin = p.extension().is_some_and(|e| e == "bin");
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => walk(&p, &m, walked, out, report),
+            Ok(m) if is_bin && !m.is_file() => report.skipped.push(format!(
+                "{}: {}, not a file: not opened",
+                p.display(),
+                crate::fsnode::kind(m.file_type())
+            )),
+            // A dangling link named .bin is reported by import, per file.
+            _ if is_bin => out.push(p),
+            _ => report.skipped_other_files += 1,
         }
     }
 }
@@ -221,11 +274,29 @@ fn store_prepared(
         }
     };
     let (stored, row) = ledger.add_capture(&bytes, &meta)?;
+    let mut anomalies = anomalies;
     if stored == Stored::New {
         for a in &anomalies {
             ledger.add_anomaly(Some(row.id), origin, a)?;
         }
+    } else if row.meta.file_name != meta.file_name {
+        // The same audio under another name: say which one the ledger keeps.
+        anomalies.push(Anomaly {
+            offset: None,
+            message: format!(
+                "the same bytes were imported before as {} (from {}); that file's time is kept",
+                row.meta.file_name, row.meta.origin
+            ),
+        });
     }
+    // What the ledger holds is what counts: the earlier file's time.
+    let (start, clock) = match stored {
+        Stored::New => (start, meta.clock),
+        Stored::AlreadyImported => (
+            wal_start(&row.meta, (duration_s * 1000.0).round() as i64),
+            row.meta.clock,
+        ),
+    };
     Ok(FileOutcome {
         path: path.to_path_buf(),
         status: match stored {
@@ -235,7 +306,7 @@ fn store_prepared(
         capture_id: Some(row.id),
         duration_s,
         start: Some(start.to_rfc3339()),
-        clock: Some(Domain::of(meta.clock)),
+        clock: Some(Domain::of(clock)),
         codec: Some(meta.codec.name().to_string()),
         anomalies: anomalies.iter().map(|a| a.to_string()).collect(),
         error: None,
@@ -250,25 +321,52 @@ struct Prepared {
     anomalies: Vec<Anomaly>,
 }
 
-/// Reads and checks a file: everything short of storing it.
+/// Reads and checks a file: everything short of storing it. The file is
+/// opened without blocking and read as a stream (see
+/// [`wal_read`](crate::device::wal_read)): a FIFO is refused, and a huge
+/// sparse file costs what its frames cost.
 fn prepare(path: &Path, file_name: &str, now: UtcMillis) -> Result<Prepared, String> {
     if !file_name.ends_with(".bin") {
         return Err("not a phone-app backlog file (expected a name ending in .bin)".into());
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let captured_at = std::fs::metadata(path)
+    let cannot_read = |e: std::io::Error| format!("cannot read the file: {e}");
+    let (mut file, ft) = crate::fsnode::open_nonblocking(path, false).map_err(cannot_read)?;
+    if !ft.is_file() {
+        return Err(format!(
+            "it is {}, not a file: nothing was read from it",
+            crate::fsnode::kind(ft)
+        ));
+    }
+    let body = wal_read::read_body(&mut file).map_err(cannot_read)?;
+    let captured_at = file
+        .metadata()
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| UtcMillis(d.as_millis() as i64))
         .unwrap_or(now);
-    check(
-        bytes,
+    if let (true, Some(left)) = (body.bytes.is_empty(), body.left_out)
+        && left.zeros
+    {
+        return Err(format!(
+            "no audio frames in the file: its {} bytes are all zeros",
+            left.len
+        ));
+    }
+    let mut prepared = check(
+        body.bytes,
         file_name,
         &path.display().to_string(),
         captured_at,
         now,
-    )
+    )?;
+    if let Some(left) = body.left_out {
+        prepared.anomalies.push(Anomaly {
+            offset: Some(left.offset),
+            message: left.to_string(),
+        });
+    }
+    Ok(prepared)
 }
 
 /// Checks the bytes of a phone-app file named `file_name`. `captured_at` is

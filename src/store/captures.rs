@@ -130,20 +130,22 @@ fn capture_from_row(r: &Row<'_>) -> rusqlite::Result<Result<CaptureRow, StoreErr
 }
 
 /// Records a capture whose bytes are already stored durably under `rel`
-/// (see [`files::store`]); returns its id. Takes a plain connection so that
-/// callers can do it inside their own transaction.
+/// (see [`files::store`]); returns its id, or `None` when a capture of the
+/// same bytes is already recorded (another run got there first). Takes a
+/// plain connection so that callers can do it inside their own transaction.
 pub(super) fn insert_capture(
     conn: &rusqlite::Connection,
     sha: &str,
     rel: &std::path::Path,
     len: u64,
     new: &NewCapture,
-) -> Result<i64, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     conn.execute(
         "INSERT INTO captures (sha256, format, codec, sample_rate, frame_samples, device, origin,
              file_name, name_start_ms, clock, first_seq, ring_id, captured_at_ms, stored_path,
              bytes, imported_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (sha256) DO NOTHING",
         params![
             sha,
             new.format.as_str(),
@@ -164,7 +166,7 @@ pub(super) fn insert_capture(
         ],
     )
     .ctx("cannot record capture")?;
-    Ok(conn.last_insert_rowid())
+    Ok((conn.changes() > 0).then(|| conn.last_insert_rowid()))
 }
 
 impl LedgerReader {
@@ -311,8 +313,15 @@ impl Ledger {
             return Ok((Stored::AlreadyImported, existing));
         }
         let (sha, rel) = files::store_hashed(&self.data_dir, bytes, sha)?;
-        let id = insert_capture(&self.conn, &sha, &rel, bytes.len() as u64, new)?;
-        Ok((Stored::New, self.capture(id)?))
+        match insert_capture(&self.conn, &sha, &rel, bytes.len() as u64, new)? {
+            Some(id) => Ok((Stored::New, self.capture(id)?)),
+            // Another run stored the same bytes since we looked: they are
+            // imported, once, which is all either run wanted.
+            None => match self.capture_by_hash(&sha)? {
+                Some(existing) => Ok((Stored::AlreadyImported, existing)),
+                None => Err(StoreError::NotFound(format!("capture {sha}"))),
+            },
+        }
     }
 
     /// Records the result of analysing a capture, atomically: its runs, its

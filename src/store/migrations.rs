@@ -194,25 +194,39 @@ pub enum MigrationError {
     },
 }
 
-/// Applies every migration not yet applied, each in its own transaction.
+/// Applies every migration not yet applied, all in one exclusive
+/// (`IMMEDIATE`) transaction that first reads the version: two processes
+/// opening a fresh data directory at once take turns (the second waits on
+/// the busy timeout), and the second finds the schema already current.
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
-    let found: usize =
+    let sql = |version: usize| move |source| MigrationError::Sql { version, source };
+    let version_of = |conn: &Connection| {
         conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
-            .map_err(|source| MigrationError::Sql { version: 0, source })? as usize;
+            .map(|v| v as usize)
+            .map_err(sql(0))
+    };
+    // Most opens find nothing to do: answer them without a write lock.
+    let found = version_of(conn)?;
     if found > CURRENT_VERSION {
         return Err(MigrationError::TooNew { found });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
-        let version = i + 1;
-        let tx = conn
-            .transaction()
-            .map_err(|source| MigrationError::Sql { version, source })?;
-        tx.execute_batch(sql)
-            .and_then(|_| tx.pragma_update(None, "user_version", version as i64))
-            .and_then(|_| tx.commit())
-            .map_err(|source| MigrationError::Sql { version, source })?;
+    if found == CURRENT_VERSION {
+        return Ok(());
     }
-    Ok(())
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql(found + 1))?;
+    let found = version_of(&tx)?;
+    if found > CURRENT_VERSION {
+        return Err(MigrationError::TooNew { found });
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(found) {
+        let version = i + 1;
+        tx.execute_batch(migration)
+            .and_then(|_| tx.pragma_update(None, "user_version", version as i64))
+            .map_err(sql(version))?;
+    }
+    tx.commit().map_err(sql(CURRENT_VERSION))
 }
 
 #[cfg(test)]

@@ -439,7 +439,11 @@ impl Ledger {
                 ring_id: batch.ring_id,
                 captured_at: batch.captured_at,
             };
-            let id = insert_capture(&tx, &sha, &rel, bytes.len() as u64, &meta)?;
+            let Some(id) = insert_capture(&tx, &sha, &rel, bytes.len() as u64, &meta)? else {
+                // Stored by another run since the check above (the same bytes).
+                out.duplicates += (i - start) as u64;
+                continue;
+            };
             tx.execute(
                 "INSERT INTO ring_spans (capture_id, stream_id, first_seq, end_seq) VALUES (?1, ?2, ?3, ?4)",
                 params![id, stream_id, first as i64, end as i64],

@@ -429,37 +429,6 @@ fn a_bad_fault_spec_and_flags_for_another_source_are_usage_errors() {
     }
 }
 
-/// Runs `omi-sync ARGS` but gives up (killing it) after `limit`: a command
-/// that blocks fails the test instead of hanging it.
-fn run_within(sb: &Sandbox, args: &[&str], limit: Duration) -> common::Run {
-    use std::process::Stdio;
-    let mut child = sb
-        .cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > limit {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!(
-                "`omi-sync {}` still running after {limit:?}",
-                args.join(" ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    common::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn a_fifo_or_a_directory_as_the_image_is_refused_at_once() {
     let sb = Sandbox::new();
@@ -480,7 +449,7 @@ fn a_fifo_or_a_directory_as_the_image_is_refused_at_once() {
             &["pull", "--sim", p][..],
             &["--auto", "--source", &source][..],
         ] {
-            let run = run_within(&sb, args, Duration::from_secs(20));
+            let run = sb.run_within(args, Duration::from_secs(20));
             assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
             let all = format!("{}{}", run.stdout, run.stderr);
             assert!(

@@ -32,6 +32,7 @@ mod device_sim;
 mod edit;
 mod full_disk;
 mod import;
+mod import_hostile;
 mod notify;
 mod packaging;
 mod parser_fuzz;

@@ -631,31 +631,11 @@ impl ImageError {
     }
 }
 
-/// What a file type is, in words, when it is not one an image can be read from.
+/// What a file type is, in words, when it is not one an image can be read
+/// from (a regular file or a block device).
 fn not_an_image(ft: std::fs::FileType) -> Option<&'static str> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_block_device() {
-            return None;
-        }
-        if ft.is_fifo() {
-            return Some("a FIFO (named pipe)");
-        }
-        if ft.is_char_device() {
-            return Some("a character device");
-        }
-        if ft.is_socket() {
-            return Some("a socket");
-        }
-    }
-    if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("a directory")
-    } else {
-        Some("neither a file nor a block device")
-    }
+    use std::os::unix::fs::FileTypeExt;
+    (!ft.is_file() && !ft.is_block_device()).then(|| crate::fsnode::kind(ft))
 }
 
 /// Accepts only a regular file or a block device (symlinks followed):
@@ -693,15 +673,7 @@ fn open_checked(path: &std::path::Path, write: bool) -> Result<std::fs::File, Im
         path: path.display().to_string(),
         source,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(write);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(open)?;
-    let ft = file.metadata().map_err(open)?.file_type();
+    let (file, ft) = crate::fsnode::open_nonblocking(path, write).map_err(open)?;
     match not_an_image(ft) {
         Some(kind) => Err(ImageError::NotAnImage {
             path: path.display().to_string(),

@@ -111,6 +111,54 @@ impl Sandbox {
         let out: Output = self.cmd().args(args).output().expect("run omi-sync");
         Run::from(out)
     }
+
+    /// Runs `omi-sync ARGS...` but kills it and fails the test if it is
+    /// still running after `limit` (for inputs that used to hang it).
+    pub fn run_within(&self, args: &[&str], limit: std::time::Duration) -> Run {
+        use std::process::Stdio;
+        let child = self
+            .cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run omi-sync");
+        // Drain both pipes as it runs, so a chatty run never blocks on them.
+        let out = std::thread::spawn(move || {
+            let mut child = child;
+            let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+            let err = std::thread::spawn(move || {
+                let mut s = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut s).ok();
+                s
+            });
+            let mut stdout = Vec::new();
+            std::io::Read::read_to_end(&mut o, &mut stdout).ok();
+            let status = child.wait().expect("wait for omi-sync");
+            Output {
+                status,
+                stdout,
+                stderr: err.join().unwrap(),
+            }
+        });
+        let t = std::time::Instant::now();
+        while !out.is_finished() {
+            if t.elapsed() > limit {
+                // The child's pid is not ours any more: kill by command line.
+                let _ = Command::new("pkill")
+                    .arg("-KILL")
+                    .arg("-f")
+                    .arg(self.data().to_string_lossy().as_ref())
+                    .status();
+                panic!(
+                    "`omi-sync {}` still running after {limit:?}",
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Run::from(out.join().unwrap())
+    }
 }
 
 /// Writes the demo backlog's files into `dir`.
