@@ -271,6 +271,21 @@ pub enum Command {
         action: Option<StorageCommand>,
     },
 
+    /// Repair the ledger: rebuild it from the captured audio when it is lost.
+    ///
+    /// omi-sync refuses to start when the ledger is missing, empty or
+    /// damaged while captured audio is in the data directory (exit 7).
+    /// `ledger rebuild` keeps the old ledger's files aside (renamed, never
+    /// deleted), records every capture again from its bytes and the card
+    /// written beside it, and finds the speech again. Transcripts, merges,
+    /// splits and the push record lived only in the ledger: transcribe
+    /// again, and check the timeline before pushing.
+    Ledger {
+        /// What to do.
+        #[command(subcommand)]
+        action: LedgerCommand,
+    },
+
     /// Look at a pendant without changing anything on it.
     Device {
         /// What to look at.
@@ -396,6 +411,13 @@ pub enum StorageCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// What `omi-sync ledger` can do.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Make a new ledger from the captures (only when the ledger is lost).
+    Rebuild,
 }
 
 /// What `omi-sync device` can look at.

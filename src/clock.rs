@@ -33,6 +33,21 @@ pub struct UtcMillis(pub i64);
 pub const EARLIEST_PLAUSIBLE: UtcMillis = UtcMillis(1_704_067_200_000);
 
 impl UtcMillis {
+    /// When the file at `path` was last written, if the file system says.
+    pub fn modified(path: &std::path::Path) -> Option<Self> {
+        Self::modified_of(&std::fs::metadata(path).ok()?)
+    }
+
+    /// The modification time in `meta`, if it has one after 1970.
+    pub fn modified_of(meta: &std::fs::Metadata) -> Option<Self> {
+        let since = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(UtcMillis(since.as_millis() as i64))
+    }
+
     /// The current wall-clock time. Tests and reproducible runs can pin it with
     /// the `OMI_SYNC_NOW` environment variable (RFC 3339 or Unix seconds).
     pub fn now() -> Self {

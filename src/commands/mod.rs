@@ -10,6 +10,7 @@ mod auto;
 mod device;
 mod edit;
 mod import;
+mod ledger;
 mod models;
 mod overview;
 mod pull;
@@ -21,7 +22,7 @@ mod timeline;
 mod transcribe;
 
 use crate::cancel::Cancel;
-use crate::cli::{Cli, Command, DeviceCommand, GlobalArgs};
+use crate::cli::{Cli, Command, DeviceCommand, GlobalArgs, LedgerCommand};
 use crate::clock::SystemClock;
 use crate::config::{Config, default_config_path};
 use crate::engine::Ctx;
@@ -172,6 +173,9 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
             command: DeviceCommand::Status { pendant },
         }) => device::status(&ctx, &pendant),
         Some(Command::Storage { action }) => storage::run(&ctx, action.as_ref()),
+        Some(Command::Ledger {
+            action: LedgerCommand::Rebuild,
+        }) => ledger::rebuild(&ctx),
         Some(Command::Completions { shell }) => settings::completions(shell),
         Some(Command::Man { out }) => settings::man_pages(&ctx, &out),
     }

@@ -340,10 +340,8 @@ fn prepare(path: &Path, file_name: &str, now: UtcMillis) -> Result<Prepared, Str
     let body = wal_read::read_body(&mut file).map_err(cannot_read)?;
     let captured_at = file
         .metadata()
-        .and_then(|m| m.modified())
         .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| UtcMillis(d.as_millis() as i64))
+        .and_then(|m| UtcMillis::modified_of(&m))
         .unwrap_or(now);
     if let (true, Some(left)) = (body.bytes.is_empty(), body.left_out)
         && left.zeros

@@ -184,6 +184,7 @@ impl JobError {
             JobError::Model(_) => ErrorClass::NeedsPerson,
             JobError::Lock(LockError::Busy { .. })
             | JobError::Push(PushError::Busy(LockError::Busy { .. })) => ErrorClass::Temporary,
+            JobError::Store(StoreError::LedgerLost { .. }) => ErrorClass::NeedsPerson,
             other => classify(other),
         }
     }
@@ -220,6 +221,9 @@ impl JobError {
                 Some(Remedy::ReachPendant)
             }
             JobError::Pendant(PendantError::Bluetooth(_)) => Some(Remedy::FixBluetooth),
+            JobError::Store(StoreError::LedgerLost { .. }) => Some(Remedy::RebuildLedger {
+                data_dir: ws.data_dir.clone(),
+            }),
             JobError::Lock(LockError::Busy { holder, .. })
             | JobError::Push(PushError::Busy(LockError::Busy { holder, .. })) => {
                 Some(Remedy::WaitForOtherRun {

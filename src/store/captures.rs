@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::segments::NewSegment;
-use super::{Ledger, LedgerReader, SqlContext, StoreError, files};
+use super::{Ledger, LedgerReader, SqlContext, StoreError, cards, files};
 use crate::audio::Codec;
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::device::capture::{Anomaly, CaptureFormat, Run};
@@ -300,7 +300,24 @@ impl LedgerReader {
     }
 }
 
+/// The ledger's note that every capture it holds has a card.
+const CARDS_WRITTEN: &str = "capture_cards";
+
 impl Ledger {
+    /// Gives every capture recorded before cards existed its card, once
+    /// per ledger (see [`cards`]).
+    pub(super) fn card_every_capture(&self) -> Result<(), StoreError> {
+        if self.meta(CARDS_WRITTEN)?.is_some() {
+            return Ok(());
+        }
+        for c in self.captures()? {
+            if cards::read(&self.data_dir, &c.sha256).is_none() {
+                cards::write(&self.data_dir, &c.sha256, &c.meta)?;
+            }
+        }
+        self.set_meta(CARDS_WRITTEN, "1")
+    }
+
     /// Stores `bytes` durably and records the capture. The same bytes a
     /// second time are a no-op that returns the existing row.
     pub fn add_capture(
@@ -313,6 +330,7 @@ impl Ledger {
             return Ok((Stored::AlreadyImported, existing));
         }
         let (sha, rel) = files::store_hashed(&self.data_dir, bytes, sha)?;
+        cards::write(&self.data_dir, &sha, new)?;
         match insert_capture(&self.conn, &sha, &rel, bytes.len() as u64, new)? {
             Some(id) => Ok((Stored::New, self.capture(id)?)),
             // Another run stored the same bytes since we looked: they are

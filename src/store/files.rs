@@ -142,6 +142,24 @@ fn sync_dir(dir: &Path) -> Result<(), FileError> {
     Ok(())
 }
 
+/// The hashes of every capture file under `<data dir>/captures`, sorted
+/// (cards, temporary files and anything else there are not captures).
+pub fn stored_hashes(data_dir: &Path) -> Vec<String> {
+    let is_hash = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
+    let Ok(shards) = fs::read_dir(data_dir.join("captures")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = shards
+        .flatten()
+        .filter_map(|shard| fs::read_dir(shard.path()).ok())
+        .flat_map(|files| files.flatten())
+        .filter_map(|f| f.file_name().into_string().ok())
+        .filter(|n| is_hash(n))
+        .collect();
+    out.sort();
+    out
+}
+
 /// Reads a stored capture back and checks it against its hash.
 pub fn load(data_dir: &Path, rel: &Path, sha256: &str) -> Result<Vec<u8>, FileError> {
     let path = data_dir.join(rel);

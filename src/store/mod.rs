@@ -16,12 +16,14 @@
 //! pendants' rings ([`ring`]: streams, resume points, duplicates).
 
 mod captures;
+pub mod cards;
 pub mod claims;
 mod edits;
 pub mod files;
 mod lock;
 pub mod migrations;
 mod outbox;
+pub mod rebuild;
 pub mod retention;
 pub mod ring;
 mod segments;
@@ -65,6 +67,68 @@ pub enum StoreError {
     /// A stored value is not what this build understands.
     #[error("ledger holds an unexpected value: {0}")]
     Corrupt(String),
+    /// The ledger is missing, empty or damaged while captured audio is in
+    /// the data directory: starting a new, empty ledger over it would lose
+    /// every segment, transcript, edit and push record without a word.
+    #[error(
+        "the ledger {} is {why}, but {captures} captured audio files are in {}: \
+         refusing to start a new, empty ledger over them",
+        path.display(),
+        path.parent().map_or_else(String::new, |d| d.join("captures").display().to_string())
+    )]
+    LedgerLost {
+        /// The ledger file.
+        path: PathBuf,
+        /// What is wrong with it: "missing", "empty (0 bytes)", "damaged (…)".
+        why: String,
+        /// How many capture files are there.
+        captures: usize,
+    },
+}
+
+/// [`StoreError::LedgerLost`] when captures are in the data directory and
+/// the ledger at `path` is missing or empty (or `why`, when the caller found
+/// something else wrong with it).
+fn lost_check(path: &Path, why: Option<&str>) -> Result<(), StoreError> {
+    let why = match (why, std::fs::metadata(path)) {
+        (Some(why), _) => why.to_string(),
+        (None, Err(_)) => "missing".to_string(),
+        (None, Ok(m)) if m.len() == 0 => "empty (0 bytes)".to_string(),
+        (None, Ok(_)) => return Ok(()),
+    };
+    let data_dir = path.parent().unwrap_or(Path::new("."));
+    match files::stored_hashes(data_dir).len() {
+        0 => Ok(()),
+        captures => Err(StoreError::LedgerLost {
+            path: path.to_path_buf(),
+            why,
+            captures,
+        }),
+    }
+}
+
+/// An error opening the ledger, as [`StoreError::LedgerLost`] when SQLite
+/// says the file is not a database (or a damaged one) and captures are there.
+fn damaged(path: &Path, e: StoreError) -> StoreError {
+    let code = match &e {
+        StoreError::Sql {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        }
+        | StoreError::Migration(migrations::MigrationError::Sql {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        }) => Some(f.code),
+        _ => None,
+    };
+    match code {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            lost_check(path, Some(&format!("damaged ({e})")))
+                .err()
+                .unwrap_or(e)
+        }
+        _ => e,
+    }
 }
 
 /// Wraps a rusqlite error with what was being done.
@@ -112,7 +176,22 @@ impl std::ops::DerefMut for Ledger {
 
 impl Ledger {
     /// Opens (creating if needed) the ledger in `data_dir` and migrates it.
+    ///
+    /// A ledger that is missing, empty or damaged while captures are in the
+    /// data directory is [`StoreError::LedgerLost`], never silently
+    /// replaced: [`Ledger::rebuild`] makes a new one from the captures.
     pub fn open(data_dir: &Path) -> Result<Ledger, StoreError> {
+        let path = data_dir.join(LEDGER_FILE);
+        lost_check(&path, None)?;
+        let ledger = Self::open_as_is(data_dir, false).map_err(|e| damaged(&path, e))?;
+        ledger.card_every_capture()?;
+        Ok(ledger)
+    }
+
+    /// [`Ledger::open`] without asking whether a missing or empty ledger
+    /// was lost; with `new_over_captures`, a ledger with no schema yet is
+    /// made even though captures are there (a rebuild).
+    fn open_as_is(data_dir: &Path, new_over_captures: bool) -> Result<Ledger, StoreError> {
         files::create_private_dir(data_dir)?;
         let path = data_dir.join(LEDGER_FILE);
         let mut conn = Connection::open(&path).ctx(&format!("cannot open {}", path.display()))?;
@@ -124,6 +203,14 @@ impl Ledger {
             .ctx("cannot set synchronous")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .ctx("cannot enable foreign keys")?;
+        let version = conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .ctx(&format!("cannot read {}", path.display()))?;
+        if version == 0 && !new_over_captures {
+            // No schema yet: fine for a new data directory, not for one
+            // that holds captures.
+            lost_check(&path, Some("empty (it has no tables)"))?;
+        }
         migrations::migrate(&mut conn)?;
         Ok(Ledger {
             reader: LedgerReader {
@@ -152,6 +239,7 @@ impl LedgerReader {
     /// read a database other processes may be writing (the TUI, a snapshot).
     pub fn open(data_dir: &Path) -> Result<LedgerReader, StoreError> {
         let path = data_dir.join(LEDGER_FILE);
+        lost_check(&path, None)?;
         if !path.is_file() {
             return Err(StoreError::NotFound(format!(
                 "no ledger at {} (nothing has been imported into this data directory)",
@@ -239,6 +327,7 @@ impl LedgerCopy {
     /// Copies and opens the ledger of `data_dir` (see the type's docs).
     pub fn open(data_dir: &Path) -> Result<LedgerCopy, StoreError> {
         let path = data_dir.join(LEDGER_FILE);
+        lost_check(&path, None)?;
         if !path.is_file() {
             return Err(StoreError::NotFound(format!(
                 "no ledger at {} (nothing has been imported into this data directory)",

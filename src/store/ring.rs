@@ -439,6 +439,7 @@ impl Ledger {
                 ring_id: batch.ring_id,
                 captured_at: batch.captured_at,
             };
+            super::cards::write(data_dir, &sha, &meta)?;
             let Some(id) = insert_capture(&tx, &sha, &rel, bytes.len() as u64, &meta)? else {
                 // Stored by another run since the check above (the same bytes).
                 out.duplicates += (i - start) as u64;

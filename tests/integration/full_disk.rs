@@ -30,7 +30,8 @@ fn a_full_disk_stops_cleanly_and_a_rerun_completes() {
         "$BIN" --data-dir "$DATA" --config "$CONFIG" import "$INPUTS" --json > "$OUT2" 2> "$ERR2"
         echo "second=$?"
         "$BIN" --data-dir "$DATA" --config "$CONFIG" segments --json > "$OUT3"
-        echo "captures=$(find "$DATA/captures" -type f | wc -l)"
+        echo "captures=$(find "$DATA/captures" -type f ! -name '*.json' | wc -l)"
+        echo "cards=$(find "$DATA/captures" -type f -name '*.json' | wc -l)"
     "#;
     let out_dir = sb.dir.path();
     let output = Command::new("unshare")
@@ -74,6 +75,10 @@ fn a_full_disk_stops_cleanly_and_a_rerun_completes() {
     assert!(
         report.contains("captures=5"),
         "every file stored exactly once: {report}"
+    );
+    assert!(
+        report.contains("cards=5"),
+        "every capture has its card: {report}"
     );
     let second: serde_json::Value = serde_json::from_str(&read("out2")).unwrap();
     let statuses: Vec<&str> = second["files"]

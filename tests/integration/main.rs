@@ -33,6 +33,7 @@ mod edit;
 mod full_disk;
 mod import;
 mod import_hostile;
+mod ledger_rebuild;
 mod notify;
 mod packaging;
 mod parser_fuzz;
