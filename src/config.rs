@@ -49,6 +49,8 @@ pub struct Config {
     pub stt: SttConfig,
     /// The Omi cloud.
     pub cloud: CloudConfig,
+    /// The review TUI (`omi-sync review`): theme, mouse, keys.
+    pub tui: crate::tui::config::TuiConfig,
 }
 
 /// `[stt]`: how speech becomes text. Flags override every field.

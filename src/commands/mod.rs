@@ -9,11 +9,13 @@
 mod auto;
 mod device;
 mod edit;
+mod export;
 mod import;
 mod models;
 mod overview;
 mod pull;
 mod push;
+mod review;
 mod segments;
 mod settings;
 mod timeline;
@@ -131,7 +133,14 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
         );
     }
     match cli.command {
+        None if review::on_a_terminal(&cli.global) => review::run(&ctx),
         None => overview::run(&ctx),
+        Some(Command::Review) => review::run(&ctx),
+        Some(Command::Export {
+            segment,
+            conversation,
+            output,
+        }) => export::run(&ctx, segment, conversation.as_deref(), output),
         Some(Command::Import { paths }) => import::run(&ctx, paths),
         Some(Command::Segments) => segments::run(&ctx),
         Some(Command::Timeline) => timeline::run(&ctx),

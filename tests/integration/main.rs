@@ -16,6 +16,7 @@ mod common;
 mod stt_common;
 mod support;
 
+mod again;
 mod cancel;
 mod cloud_api;
 mod cloud_payload;
@@ -33,6 +34,7 @@ mod import;
 mod parser_fuzz;
 mod pull_drops;
 mod push;
+mod review;
 mod ring_capture;
 mod stt_fixtures;
 mod stt_http;

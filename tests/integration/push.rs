@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::contract_server::{ContractConfig, ContractServer, Fault, OTHER_KEY, Route, TEST_KEY};
 
 /// A sandbox with the demo imported and "transcribed" from its script.
-fn demo_ready() -> Sandbox {
+pub(crate) fn demo_ready() -> Sandbox {
     let sb = Sandbox::new();
     let dir = sb.inputs();
     write_demo(&dir);
@@ -25,7 +25,7 @@ fn demo_ready() -> Sandbox {
     sb
 }
 
-fn config(sb: &Sandbox, extra: &str) {
+pub(crate) fn config(sb: &Sandbox, extra: &str) {
     std::fs::write(
         sb.dir.path().join("config.toml"),
         format!("[cloud]\nrequest_timeout_secs = 3\n{extra}"),
@@ -33,7 +33,7 @@ fn config(sb: &Sandbox, extra: &str) {
     .unwrap();
 }
 
-fn push(sb: &Sandbox, server: &ContractServer, args: &[&str]) -> Run {
+pub(crate) fn push(sb: &Sandbox, server: &ContractServer, args: &[&str]) -> Run {
     push_with_key(sb, server, TEST_KEY, args)
 }
 
