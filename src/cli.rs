@@ -255,11 +255,14 @@ pub enum Command {
         rerun: bool,
     },
 
-    /// Show where the config file and data live, or print an example config.
+    /// Show where the config file, data and log live, or print an example config or its schema.
     Config {
         /// Print a complete example config file with every default.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "schema")]
         example: bool,
+        /// Print the JSON Schema of the config file (for editors and checkers).
+        #[arg(long)]
+        schema: bool,
     },
 
     /// List the Omi pendants in Bluetooth range.
@@ -278,6 +281,19 @@ pub enum Command {
     #[command(long_about = PULL_ABOUT, after_help = PULL_AFTER_HELP)]
     Pull(PullArgs),
 
+    /// What local audio is kept, why, and when it will be freed.
+    ///
+    /// A capture's audio is kept until every conversation it feeds is
+    /// confirmed in the Omi cloud, then for `[storage] keep_days` (default
+    /// 30; 0 frees it once confirmed, "never" keeps it). Every `--auto` run
+    /// frees what is due; `storage prune` does it now. Freeing deletes the
+    /// audio file only: transcripts, the timeline and the cloud are unchanged.
+    Storage {
+        /// What to do (default: show).
+        #[command(subcommand)]
+        action: Option<StorageCommand>,
+    },
+
     /// Look at a pendant without changing anything on it.
     Device {
         /// What to look at.
@@ -290,6 +306,14 @@ pub enum Command {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+
+    /// Write a man page for every command into a directory (for packagers).
+    #[command(hide = true)]
+    Man {
+        /// Where to write `omi-sync.1`, `omi-sync-import.1`, ... (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -384,6 +408,17 @@ pub struct PullArgs {
     /// came from the same name, and records pulled both ways are stored once.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+}
+
+/// What `omi-sync storage` can do.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Free the local audio that is due now.
+    Prune {
+        /// List what would be freed, and free nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// What `omi-sync device` can look at.

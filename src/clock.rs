@@ -118,6 +118,28 @@ pub mod rfc3339 {
         UtcMillis::parse_flexible(&text)
             .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text}")))
     }
+
+    /// The same for an optional time (`null` when there is none).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::UtcMillis;
+
+        /// Writes the time as RFC 3339 text, or `null`.
+        pub fn serialize<S: Serializer>(t: &Option<UtcMillis>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads RFC 3339 text or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UtcMillis>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] UtcMillis);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(t)| t))
+        }
+    }
 }
 
 /// Where the engine reads the time and how it waits.

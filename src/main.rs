@@ -8,9 +8,17 @@ use omi_sync::cancel::Cancel;
 use omi_sync::cli::Cli;
 use omi_sync::commands;
 use omi_sync::exit::{ExitCode, Failure};
-use omi_sync::term::{BAD, DIM, paint};
+use omi_sync::runlog::{self, RotatingFile};
+use omi_sync::term::{BAD, DIM, WARN, paint};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> std::process::ExitCode {
+    // Before anything else, and long before any whisper.cpp code: what the
+    // processor can do (the local Whisper engine refuses an older one with
+    // one line instead of dying on an illegal instruction).
+    omi_sync::cpu::detect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -23,17 +31,25 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(code.code());
         }
     };
-    init_logging(cli.global.verbose, cli.global.quiet);
+    let auto = cli.auto;
+    init_logging(cli.global.verbose, cli.global.quiet, auto);
+    if auto {
+        runlog::started();
+    }
     let json = cli.global.json;
     let cancel = Cancel::new();
     stop_on_signals(&cancel);
-    match commands::run(cli, cancel) {
-        Ok(code) => std::process::ExitCode::from(code.code()),
+    let (code, failure) = match commands::run(cli, cancel) {
+        Ok(code) => (code, None),
         Err(failure) => {
             report(&failure, json);
-            std::process::ExitCode::from(failure.code.code())
+            (failure.code, Some(failure.error))
         }
+    };
+    if auto {
+        runlog::finished(code.code(), failure.as_ref());
     }
+    std::process::ExitCode::from(code.code())
 }
 
 /// The first Ctrl-C (or SIGTERM, SIGHUP) asks the running job to stop: it
@@ -66,7 +82,13 @@ fn report(failure: &Failure, json: bool) {
             anstream::eprintln!("  caused by: {text}");
         }
     }
-    if let Some(hint) = &failure.hint {
+    // An error that already says what to do (the processor check) is not
+    // told twice.
+    if let Some(hint) = failure
+        .hint
+        .as_ref()
+        .filter(|h| !failure.error.to_string().contains(h.as_str()))
+    {
         anstream::eprintln!("  what to do: {hint}");
     }
     if json {
@@ -88,19 +110,57 @@ fn report(failure: &Failure, json: bool) {
 }
 
 /// Logs go to stderr: warnings by default, more with -v, set by RUST_LOG.
-fn init_logging(verbose: u8, quiet: bool) {
+/// `--auto` runs also keep the run log ([`runlog`]) at info level, with a
+/// filter of its own that `RUST_LOG` does not change.
+fn init_logging(verbose: u8, quiet: bool, auto: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("omi_sync={default},{default}"))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let not_runlog: tracing_subscriber::filter::Directive = format!("{}=off", runlog::TARGET)
+        .parse()
+        .expect("a valid directive");
+    let stderr_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("omi_sync={default},{default}"))
+        })
+        .add_directive(not_runlog);
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(stderr_filter);
+    let file = auto.then(open_run_log).flatten().map(|log| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(log)
+            .with_ansi(false)
+            .with_target(false)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("omi_sync", tracing::Level::INFO)
+                    .with_default(tracing::Level::WARN),
+            )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .try_init();
+}
+
+/// The run log, or `None` (with a warning) when it cannot be opened: a
+/// read-only home must not stop the job.
+fn open_run_log() -> Option<RotatingFile> {
+    let path = omi_sync::config::default_log_path()?;
+    match RotatingFile::open(&path, runlog::MAX_BYTES, runlog::KEEP) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            anstream::eprintln!(
+                "{} log: cannot open {}: {e}; this run is not logged",
+                paint(WARN, "warning:"),
+                path.display()
+            );
+            None
+        }
+    }
 }

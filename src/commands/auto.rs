@@ -11,10 +11,26 @@ use crate::engine::auto::{AutoReport, Pulled, Source};
 use crate::engine::jobs::Job;
 use crate::engine::report::JobReport;
 use crate::exit::{CommandResult, ExitCode, Failure};
-use crate::term::{GOOD, paint};
+use crate::notify::AutoOutcome;
+use crate::runlog::RunLog;
+use crate::term::{GOOD, paint, say};
 
 /// `omi-sync --auto [--source SOURCE] [--dry-run] [--wait] [--allow-estimated-times]`
+/// At the end, a desktop notice says what a person should hear about
+/// ([`crate::notify`]).
 pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> CommandResult {
+    let mut outcome = AutoOutcome::default();
+    let result = job(ctx, source, push_args, &mut outcome);
+    crate::notify::auto_finished(&ctx.ws.config.auto, &outcome.ended(&result));
+    result
+}
+
+fn job(
+    ctx: &Context,
+    source: Option<&str>,
+    push_args: &PushArgs,
+    outcome: &mut AutoOutcome,
+) -> CommandResult {
     let source = source.ok_or_else(|| {
         Failure::usage(anyhow!(
             "--auto needs a source: `--source demo` for the built-in demo, `--source PATH` for phone-app .bin files, \
@@ -27,10 +43,17 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
         source,
         push: push_cmd::request(push_args),
     };
-    let JobReport::Auto(report) = ctx.run_job(job, true)? else {
+    let JobReport::Auto(report) = ctx.run_job_logged(job, true, &RunLog)? else {
         unreachable!("an --auto job reports an --auto run")
     };
     let stage = &report.push;
+    outcome.pushed = stage.report.as_ref().map_or(0, |r| r.created);
+    if report.pending_segments > 0 {
+        outcome.needs_a_person = report
+            .transcribe_skipped
+            .as_ref()
+            .map(|r| format!("{}; speech waits untranscribed", say::remedy(r)));
+    }
     // With --json the events were the output: the last, `job_finished`,
     // carries this report (and a dry run's requests).
     if let Some(requests) = stage.dry_run.as_ref().filter(|_| !ctx.out.json) {

@@ -18,6 +18,7 @@ mod push;
 mod review;
 mod segments;
 mod settings;
+mod storage;
 mod timeline;
 mod transcribe;
 
@@ -26,6 +27,7 @@ use crate::cli::{Cli, Command, DeviceCommand, GlobalArgs};
 use crate::clock::SystemClock;
 use crate::config::{Config, default_config_path};
 use crate::engine::Ctx;
+use crate::engine::events::{EventSink, Silent, Tee};
 use crate::engine::jobs::{self, ErrorClass, Job, JobError, next_job_id};
 use crate::engine::report::JobReport;
 use crate::engine::workspace::Workspace;
@@ -49,7 +51,13 @@ impl Context {
         let out = Output::new(global);
         let config_path = global.config.clone().or_else(default_config_path);
         let config = match &config_path {
-            Some(p) => Config::load(p).map_err(Failure::usage)?,
+            Some(p) => {
+                let loaded = Config::load(p).map_err(Failure::usage)?;
+                for unknown in &loaded.unknown_keys {
+                    out.warn("config", &unknown.to_string());
+                }
+                loaded.config
+            }
             None => Config::default(),
         };
         let data_dir = config
@@ -75,8 +83,20 @@ impl Context {
     /// Runs `job`, showing its events as progress (with `ndjson`, as NDJSON
     /// lines on stdout).
     pub fn run_job(&self, job: Job, ndjson: bool) -> Result<JobReport, Failure> {
+        self.run_job_logged(job, ndjson, &Silent)
+    }
+
+    /// [`Context::run_job`], also handing every event to `log` (the
+    /// `--auto` run log).
+    pub fn run_job_logged(
+        &self,
+        job: Job,
+        ndjson: bool,
+        log: &dyn EventSink,
+    ) -> Result<JobReport, Failure> {
         let sink = Progress::new(self.out, ndjson && self.out.json);
-        let ctx = Ctx::new(next_job_id(), &sink, self.cancel.clone(), &SystemClock);
+        let both = Tee(&sink, log);
+        let ctx = Ctx::new(next_job_id(), &both, self.cancel.clone(), &SystemClock);
         let result = jobs::run(&self.ws, &job, &ctx);
         if self.cancel.is_cancelled() {
             return Err(interrupted());
@@ -154,12 +174,14 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
         Some(Command::Push { args }) => push::run(&ctx, &args),
         Some(Command::Login) => push::login(&ctx),
         Some(Command::Logout) => push::logout(&ctx),
-        Some(Command::Config { example }) => settings::config(&ctx, example),
+        Some(Command::Config { example, schema }) => settings::config(&ctx, example, schema),
         Some(Command::Devices { scan }) => device::devices(&ctx, scan),
         Some(Command::Pull(args)) => pull::run(&ctx, &args),
         Some(Command::Device {
             command: DeviceCommand::Status { pendant },
         }) => device::status(&ctx, &pendant),
+        Some(Command::Storage { action }) => storage::run(&ctx, action.as_ref()),
         Some(Command::Completions { shell }) => settings::completions(shell),
+        Some(Command::Man { out }) => settings::man_pages(&ctx, &out),
     }
 }

@@ -64,6 +64,10 @@ pub struct AnalyzeReport {
     /// unanalysed for the next run).
     #[serde(default)]
     pub cancelled: bool,
+    /// Captures a re-run left alone because their audio was freed (the
+    /// cloud has their conversations; their segments stay as they were).
+    #[serde(default)]
+    pub audio_freed: usize,
 }
 
 impl AnalyzeReport {
@@ -78,6 +82,7 @@ impl AnalyzeReport {
         self.retimed += other.retimed;
         self.claimed_elsewhere += other.claimed_elsewhere;
         self.cancelled |= other.cancelled;
+        self.audio_freed += other.audio_freed;
     }
 }
 
@@ -227,12 +232,21 @@ pub fn analyze(
     ctx: &Ctx,
 ) -> Result<AnalyzeReport, StoreError> {
     let started = std::time::Instant::now();
+    let mut report = AnalyzeReport::default();
     let mut todo = if opts.rerun_all {
-        ledger.captures()?
+        let freed: std::collections::HashSet<i64> = ledger
+            .audio_states()?
+            .into_iter()
+            .filter(|a| a.freed_at.is_some())
+            .map(|a| a.capture_id)
+            .collect();
+        let mut all = ledger.captures()?;
+        all.retain(|c| !freed.contains(&c.id));
+        report.audio_freed = freed.len();
+        all
     } else {
         ledger.unanalyzed_captures()?
     };
-    let mut report = AnalyzeReport::default();
     if todo.is_empty() {
         return Ok(report);
     }

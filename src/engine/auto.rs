@@ -15,6 +15,7 @@ use super::ctx::Ctx;
 use super::events::{Event, Origin, Stage, Unit};
 use super::image::{ImageSummary, pull_image};
 use super::import::{ImportReport, import_bytes, import_paths};
+use super::janitor::{self, PruneReport};
 use super::jobs::{JobError, error_chain};
 use super::pendant::Pendant;
 use super::pull::{PullStop, PullSummary, pull};
@@ -114,6 +115,9 @@ pub struct AutoReport {
     pub transcribe_skipped: Option<Remedy>,
     /// The push stage.
     pub push: PushStage,
+    /// Local audio freed at the end (`None` when the janitor could not run:
+    /// see the warning).
+    pub storage: Option<PruneReport>,
     /// Conversations on the timeline afterwards.
     pub conversations: usize,
     /// Of which with estimated times (held back from the cloud).
@@ -218,14 +222,17 @@ pub fn run(
     };
     let timeline = ws.timeline(ledger)?;
     ctx.check()?;
-    let push = push_stage::run(ws, ledger, &timeline, push, ctx)?;
+    let push_report = push_stage::run(ws, ledger, &timeline, push, ctx)?;
+    ctx.check()?;
+    let storage = janitor::stage(ws, ledger, push.dry_run, ctx);
     Ok(AutoReport {
         import,
         pulled,
         vad,
         transcribe,
         transcribe_skipped,
-        push,
+        push: push_report,
+        storage,
         conversations: timeline.conversations.len(),
         estimated_conversations: timeline
             .conversations

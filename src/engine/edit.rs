@@ -214,27 +214,11 @@ fn walked(
 mod tests {
     use super::*;
     use crate::clock::ClockTrust;
-    use crate::store::{NewCapture, NewSegment, RunRow};
+    use crate::store::{NewSegment, RunRow};
 
     /// A ledger with segments at these (start, end) seconds on one device.
     fn ledger_with(spans: &[(i64, i64)]) -> (tempfile::TempDir, Ledger) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let meta = NewCapture {
-            format: crate::device::capture::CaptureFormat::Wal,
-            codec: crate::audio::Codec::Pcm16 {
-                sample_rate: 16_000,
-            },
-            device: "omi".into(),
-            origin: "test".into(),
-            file_name: "t.bin".into(),
-            name_start: Some(UtcMillis(0)),
-            clock: ClockTrust::Wall,
-            first_seq: None,
-            ring_id: None,
-            captured_at: UtcMillis(0),
-        };
-        let (_, cap) = l.add_capture(b"\x02\x00\x00\x00ab", &meta).unwrap();
+        let (dir, mut l, capture_id) = crate::store::tests::ledger_with_capture();
         let t0 = 1_717_000_000_000;
         let segs: Vec<NewSegment> = spans
             .iter()
@@ -250,7 +234,7 @@ mod tests {
                 end: UtcMillis(t0 + b * 1000),
             })
             .collect();
-        l.save_analysis(cap.id, &[] as &[RunRow], &segs, &[], "{}")
+        l.save_analysis(capture_id, &[] as &[RunRow], &segs, &[], "{}")
             .unwrap();
         (dir, l)
     }

@@ -460,6 +460,7 @@ mod tests {
                             name: "tiny.en".into(),
                         }),
                         push: PushStage::default(),
+                        storage: Some(Default::default()),
                         conversations: 2,
                         estimated_conversations: 0,
                         pending_segments: 5,
@@ -501,6 +502,10 @@ mod tests {
             StageReport::Vad(AnalyzeReport::default()),
             StageReport::Transcribe(TranscribeReport::default()),
             StageReport::Push(PushReport::default()),
+            StageReport::Cleanup(crate::engine::janitor::PruneReport {
+                next_due: Some(UtcMillis(1_717_000_000_000)),
+                ..Default::default()
+            }),
             StageReport::Pull(Box::new(Pulled::Pendant(PullSummary {
                 device: "sim:x".into(),
                 origin: "sim:x".into(),

@@ -29,6 +29,7 @@ pub mod events;
 pub mod export;
 pub mod image;
 pub mod import;
+pub mod janitor;
 pub mod jobs;
 pub mod overview;
 pub mod pendant;

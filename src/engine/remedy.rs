@@ -89,6 +89,9 @@ pub enum Remedy {
         /// Who holds it, as it says.
         holder: String,
     },
+    /// This processor cannot run the local Whisper build: use a cloud
+    /// engine, or a build made on this machine.
+    OtherEngine,
     /// Something in the cloud needs a person there (a locked conversation).
     ResolveInCloud {
         /// The cloud conversation.

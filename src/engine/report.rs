@@ -7,6 +7,7 @@
 //! [`JobReport`] (a whole job, in `job_finished`). Frontends render them in
 //! their own words; nothing here is a sentence.
 
+use super::janitor::PruneReport;
 use serde::{Deserialize, Serialize};
 
 use super::analyze::AnalyzeReport;
@@ -58,6 +59,8 @@ pub enum StageReport {
     Push(PushReport),
     /// A model fetched.
     Download(DownloadJob),
+    /// Local audio freed (or, in a dry run, listed).
+    Cleanup(PruneReport),
 }
 
 impl StageReport {
@@ -70,6 +73,7 @@ impl StageReport {
             StageReport::Transcribe(_) => Stage::Transcribe,
             StageReport::Push(_) => Stage::Push,
             StageReport::Download(_) => Stage::Download,
+            StageReport::Cleanup(_) => Stage::Cleanup,
         }
     }
 }

@@ -161,6 +161,12 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX claims_by_holder ON claims (holder);
     "#,
+    // 6: local audio freed once the cloud has it (`store::retention`): when
+    // a capture's file was deleted, and why the last try failed.
+    r#"
+    ALTER TABLE captures ADD COLUMN audio_freed_at_ms INTEGER;
+    ALTER TABLE captures ADD COLUMN free_error TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

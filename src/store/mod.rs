@@ -22,6 +22,7 @@ pub mod files;
 mod lock;
 pub mod migrations;
 mod outbox;
+pub mod retention;
 pub mod ring;
 mod segments;
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use claims::{CLAIM_TTL, Claim, WorkKind, new_holder};
 pub use edits::{EditAction, EditKind, EditState};
 pub use lock::{Holder, LockError, RunLock, Section, holders};
 pub use outbox::{NewPush, OutboxRow, OutboxState};
+pub use retention::AudioState;
 pub use ring::{RingBatch, RingSpan, RingStored};
 pub use segments::{NewSegment, SegmentRow, WordTiming};
 
@@ -292,8 +294,30 @@ impl LedgerCopy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A ledger in a temporary directory holding one small PCM capture.
+    pub(crate) fn ledger_with_capture() -> (tempfile::TempDir, Ledger, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let meta = NewCapture {
+            format: crate::device::capture::CaptureFormat::Wal,
+            codec: crate::audio::Codec::Pcm16 {
+                sample_rate: 16_000,
+            },
+            device: "omi".into(),
+            origin: "test".into(),
+            file_name: "t.bin".into(),
+            name_start: Some(crate::clock::UtcMillis(0)),
+            clock: crate::clock::ClockTrust::Wall,
+            first_seq: None,
+            ring_id: None,
+            captured_at: crate::clock::UtcMillis(0),
+        };
+        let (_, cap) = l.add_capture(b"\x02\x00\x00\x00ab", &meta).unwrap();
+        (dir, l, cap.id)
+    }
 
     #[test]
     fn opens_creates_and_reopens() {

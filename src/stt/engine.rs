@@ -16,7 +16,18 @@ use crate::cancel::Cancel;
 use crate::cloud::credentials::{OsKeyring, SecretStore};
 
 /// Which speech-to-text engine transcribes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// Local Whisper (whisper.cpp), offline.

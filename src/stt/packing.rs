@@ -67,6 +67,23 @@ pub struct PackConfig {
     /// Digital silence before the first part of every window, so the model
     /// hears the first word's onset (0 disables).
     pub lead_in_ms: i64,
+    /// Real audio from before each part's start, played in the silence
+    /// before it (taken from the inserted gap or the lead-in, never from the
+    /// previous part): a soft first consonant the VAD's edge cut off is
+    /// heard again (0 disables; a natural gap is always played whole). See
+    /// [`Part::pre_roll_ms`]. Off by default: on the demo with tiny.en,
+    /// words heard in the pre-roll were given to the wrong segment (a
+    /// short segment came back silent), so it waits for the word mapping to
+    /// weigh where in the pre-roll a word falls.
+    pub pre_roll_ms: i64,
+    /// A gap shorter than this (ms) is kept at its real length and played
+    /// as the real audio (the next part's pre-roll): a short pause, or one
+    /// stream cut in two at the boundary of two contiguous captures, sounds
+    /// as it was spoken, and the packer keeps such a stream in one window
+    /// when it fits in one. Longer gaps are silence, shortened to
+    /// `max_gap_ms` and lengthened to `min_gap_ms`. Off (0) by default, for
+    /// the same reason as `pre_roll_ms`; 40 keeps contiguous captures whole.
+    pub natural_gap_ms: i64,
 }
 
 impl PackConfig {
@@ -84,6 +101,8 @@ impl Default for PackConfig {
             min_gap_ms: 400,
             split_search_ms: 8_000,
             lead_in_ms: 300,
+            pre_roll_ms: 0,
+            natural_gap_ms: 0,
         }
     }
 }
@@ -98,6 +117,8 @@ impl PackConfig {
             min_gap_ms: i64::MAX / 4,
             split_search_ms: 8_000,
             lead_in_ms: 300,
+            pre_roll_ms: 0,
+            natural_gap_ms: 0,
         }
     }
 }
@@ -117,12 +138,25 @@ pub struct Part {
     pub abs_end_ms: i64,
     /// Where the part starts inside the window, ms from the window start.
     pub offset_ms: i64,
+    /// Real audio from before `abs_start_ms` placed just before the part
+    /// (ms: the whole of a natural gap, else at most
+    /// [`PackConfig::pre_roll_ms`]; never more than the silence before the
+    /// part in the window or in time). Words heard there
+    /// go to the nearest part, as any word outside every part does
+    /// ([`map_window`]).
+    pub pre_roll_ms: i64,
 }
 
 impl Part {
     /// Length in ms.
     pub fn len_ms(&self) -> i64 {
         self.abs_end_ms - self.abs_start_ms
+    }
+
+    /// Where the audio to load for this part starts, absolute ms (its
+    /// pre-roll included).
+    pub fn load_start_ms(&self) -> i64 {
+        self.abs_start_ms - self.pre_roll_ms
     }
 
     /// Where the part ends inside the window.
@@ -266,47 +300,50 @@ fn pack_impl(
         let pieces = split(seg, cfg, choose);
         let count = pieces.len();
         for (i, (a, b)) in pieces.into_iter().enumerate() {
-            let len = b - a;
-            let placed = match cur.as_mut() {
-                Some(w) if w.group == seg.group => {
-                    let last = w.parts.last().expect("windows are never empty");
-                    let min_gap = cfg.min_gap_ms.max(0);
-                    let gap = (a - last.abs_end_ms).clamp(min_gap, cfg.max_gap_ms.max(min_gap));
-                    let offset = w.duration_ms + gap;
-                    if offset + len <= max {
-                        w.parts.push(Part {
-                            segment_id: seg.id,
-                            part_index: i,
-                            part_count: count,
-                            abs_start_ms: a,
-                            abs_end_ms: b,
-                            offset_ms: offset,
-                        });
-                        w.duration_ms = offset + len;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                _ => false,
+            let part = Part {
+                segment_id: seg.id,
+                part_index: i,
+                part_count: count,
+                abs_start_ms: a,
+                abs_end_ms: b,
+                offset_ms: 0,
+                pre_roll_ms: 0,
             };
-            if !placed {
-                if let Some(w) = cur.take() {
-                    windows.push(w);
+            let same_group = cur.as_ref().is_some_and(|w| w.group == seg.group);
+            let placed = cur
+                .as_ref()
+                .filter(|_| same_group)
+                .and_then(|w| place_after(w, &part, cfg, max));
+            match placed {
+                Some(offset) => {
+                    let w = cur.as_mut().expect("placed in the current window");
+                    push_part(w, part, offset, cfg);
                 }
-                cur = Some(Window {
-                    index: 0,
-                    group: seg.group,
-                    parts: vec![Part {
-                        segment_id: seg.id,
-                        part_index: i,
-                        part_count: count,
-                        abs_start_ms: a,
-                        abs_end_ms: b,
-                        offset_ms: lead,
-                    }],
-                    duration_ms: lead + len,
-                });
+                None => {
+                    // A stream cut at a capture boundary moves whole into the
+                    // new window when it fits there.
+                    let carried = match cur.as_mut() {
+                        Some(w) if same_group => carry_stream(w, &part, cfg, max),
+                        _ => Vec::new(),
+                    };
+                    if let Some(w) = cur.take().filter(|w| !w.parts.is_empty()) {
+                        windows.push(w);
+                    }
+                    let mut w = Window {
+                        index: 0,
+                        group: seg.group,
+                        parts: Vec::new(),
+                        duration_ms: 0,
+                    };
+                    for p in carried.into_iter().chain([part]) {
+                        let offset = match w.parts.last() {
+                            None => lead,
+                            Some(_) => place_after(&w, &p, cfg, i64::MAX).expect("no limit"),
+                        };
+                        push_part(&mut w, p, offset, cfg);
+                    }
+                    cur = Some(w);
+                }
             }
         }
     }
@@ -318,10 +355,80 @@ fn pack_impl(
     windows
 }
 
-/// Builds a window's audio: each part's samples at its offset, digital
-/// silence in the gaps. `load` returns the samples of `part.abs_start_ms ..
-/// part.abs_end_ms` (16 kHz); a shorter or longer answer is padded with
-/// silence or cut, so the timing stays exact.
+/// Whether the gap from `a` to `b` is natural: kept and played as it was
+/// ([`PackConfig::natural_gap_ms`]).
+fn natural(a: &Part, b: &Part, cfg: &PackConfig) -> bool {
+    b.abs_start_ms - a.abs_end_ms < cfg.natural_gap_ms
+}
+
+/// The gap (ms) to put between the window's last part and `part`: a natural
+/// gap as it is, else the real gap shortened to [`PackConfig::max_gap_ms`]
+/// and lengthened to [`PackConfig::min_gap_ms`].
+fn gap_before(last: &Part, part: &Part, cfg: &PackConfig) -> i64 {
+    let real = part.abs_start_ms - last.abs_end_ms;
+    if natural(last, part, cfg) {
+        return real.max(0);
+    }
+    let min_gap = cfg.min_gap_ms.max(0);
+    real.clamp(min_gap, cfg.max_gap_ms.max(min_gap))
+}
+
+/// Where `part` would start in `w` after its last part, if it fits in `max`.
+fn place_after(w: &Window, part: &Part, cfg: &PackConfig, max: i64) -> Option<i64> {
+    let last = w.parts.last()?;
+    let offset = w.duration_ms + gap_before(last, part, cfg);
+    (offset + part.len_ms() <= max).then_some(offset)
+}
+
+/// Appends `part` at `offset`, with its pre-roll: a natural gap whole,
+/// else as much as [`PackConfig::pre_roll_ms`] and the silence before it
+/// (in the window and in time) allow.
+fn push_part(w: &mut Window, mut part: Part, offset: i64, cfg: &PackConfig) {
+    let pre_roll = match w.parts.last() {
+        Some(last) if natural(last, &part, cfg) => offset - last.window_end_ms(),
+        Some(last) => cfg
+            .pre_roll_ms
+            .min(offset - last.window_end_ms())
+            .min(part.abs_start_ms - last.abs_end_ms),
+        None => cfg.pre_roll_ms.min(offset),
+    };
+    part.offset_ms = offset;
+    part.pre_roll_ms = pre_roll.max(0);
+    w.duration_ms = offset + part.len_ms();
+    w.parts.push(part);
+}
+
+/// When `next` continues the window's last part (a natural gap: one
+/// stream, e.g. cut at a capture boundary) and does not fit after it, takes the stream's parts
+/// out of `w` so they open the next window with it, provided the whole
+/// stream fits in one window and something else stays behind.
+fn carry_stream(w: &mut Window, next: &Part, cfg: &PackConfig, max: i64) -> Vec<Part> {
+    let continues = |a: &Part, b: &Part| natural(a, b, cfg);
+    let Some(last) = w.parts.last() else {
+        return Vec::new();
+    };
+    if !continues(last, next) {
+        return Vec::new();
+    }
+    let mut first = w.parts.len() - 1;
+    while first > 0 && continues(&w.parts[first - 1], &w.parts[first]) {
+        first -= 1;
+    }
+    let span = next.abs_end_ms - w.parts[first].abs_start_ms;
+    if first == 0 || cfg.lead_in_ms.max(0) + span > max {
+        return Vec::new();
+    }
+    let carried = w.parts.split_off(first);
+    w.duration_ms = w.parts.last().map_or(0, Part::window_end_ms);
+    carried
+}
+
+/// Builds a window's audio: each part's samples at its offset (its
+/// pre-roll just before), digital silence in the gaps. `load` returns the
+/// samples of `part.load_start_ms() .. part.abs_end_ms` (16 kHz); an answer
+/// that is short at the start (a capture that begins inside the pre-roll) is
+/// aligned on the part's end, and a longer one is cut, so the timing stays
+/// exact.
 pub fn assemble<E>(
     window: &Window,
     mut load: impl FnMut(&Part) -> Result<Vec<f32>, E>,
@@ -329,10 +436,19 @@ pub fn assemble<E>(
     let mut out = vec![0.0f32; window.len_samples()];
     for p in &window.parts {
         let samples = load(p)?;
-        let at = (p.offset_ms * SPMS) as usize;
-        let n = ((p.len_ms() * SPMS) as usize).min(samples.len());
-        let end = (at + n).min(out.len());
-        out[at..end].copy_from_slice(&samples[..end - at]);
+        let wanted = ((p.len_ms() + p.pre_roll_ms) * SPMS) as usize;
+        let samples = &samples[..samples.len().min(wanted)];
+        let end = ((p.window_end_ms() * SPMS) as usize).min(out.len());
+        // Short at the start (pre-roll the capture lacks): align on the end;
+        // shorter than the part itself: the part starts at its offset.
+        let part_len = (p.len_ms() * SPMS) as usize;
+        let at = if samples.len() >= part_len {
+            end.saturating_sub(samples.len())
+        } else {
+            ((p.offset_ms * SPMS) as usize).min(end)
+        };
+        let n = samples.len().min(out.len() - at);
+        out[at..at + n].copy_from_slice(&samples[..n]);
     }
     Ok(out)
 }
@@ -765,6 +881,24 @@ mod tests {
         }
     }
 
+    /// Streams kept whole across capture boundaries and 200 ms of pre-roll
+    /// (off by default: see [`PackConfig::pre_roll_ms`]).
+    fn streams() -> PackConfig {
+        PackConfig {
+            pre_roll_ms: 200,
+            natural_gap_ms: 40,
+            ..PackConfig::default()
+        }
+    }
+
+    /// No lead-in, and every gap digital silence of at least the minimum.
+    fn silent_gaps() -> PackConfig {
+        PackConfig {
+            natural_gap_ms: 0,
+            ..no_lead_in()
+        }
+    }
+
     fn word_at(t0: f64, t1: f64, text: &str) -> Word {
         Word {
             start: t0,
@@ -800,10 +934,11 @@ mod tests {
         let segs = vec![
             seg(1, 7, 1_000, 3_000),
             seg(2, 7, 10_000, 12_500), // 7 s gap -> 1 s
-            seg(3, 7, 12_600, 14_000), // 100 ms gap -> 400 ms
+            seg(3, 7, 12_600, 14_000), // 100 ms gap: kept, real audio
         ];
         let cfg = PackConfig {
             lead_in_ms: 0,
+            natural_gap_ms: 400,
             ..PackConfig::default()
         };
         let w = pack(&segs, &cfg);
@@ -811,12 +946,28 @@ mod tests {
         let p = &w[0].parts;
         assert_eq!(p[0].offset_ms, 0);
         assert_eq!(p[1].offset_ms, 3_000);
-        assert_eq!(p[2].offset_ms, 5_500 + 400);
-        assert_eq!(w[0].duration_ms, 5_900 + 1_400);
+        assert_eq!(p[2].offset_ms, 5_500 + 100);
+        assert_eq!(p[2].pre_roll_ms, 100, "the pause is the real audio");
+        assert_eq!(w[0].duration_ms, 5_600 + 1_400);
         // With a lead-in everything shifts by it.
-        let w = pack(&segs, &PackConfig::default());
+        let w = pack(
+            &segs,
+            &PackConfig {
+                lead_in_ms: 300,
+                ..cfg.clone()
+            },
+        );
         assert_eq!(w[0].parts[0].offset_ms, 300);
-        assert_eq!(w[0].duration_ms, 300 + 5_900 + 1_400);
+        assert_eq!(w[0].duration_ms, 300 + 5_600 + 1_400);
+        // Without natural gaps, a short pause is lengthened to the minimum.
+        let w = pack(
+            &segs,
+            &PackConfig {
+                natural_gap_ms: 0,
+                ..cfg
+            },
+        );
+        assert_eq!(w[0].parts[2].offset_ms, 5_500 + 400);
     }
 
     #[test]
@@ -884,6 +1035,108 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_cut_at_a_capture_boundary_keeps_its_real_gap() {
+        // Segment 2 starts where 1 ends (two contiguous 60 s files): no pause
+        // is inserted; segment 3 after a longer pause gets silence.
+        let segs = vec![
+            seg(1, 0, 50_000, 60_000),
+            seg(2, 0, 60_000, 61_500),
+            seg(3, 0, 61_900, 62_000),
+        ];
+        let w = pack(
+            &segs,
+            &PackConfig {
+                lead_in_ms: 0,
+                ..streams()
+            },
+        );
+        assert_eq!(w.len(), 1);
+        let p = &w[0].parts;
+        assert_eq!(p[1].offset_ms, p[0].window_end_ms());
+        assert_eq!(p[1].pre_roll_ms, 0, "no room before a continuation");
+        assert_eq!(p[2].offset_ms, p[1].window_end_ms() + 400);
+        assert_eq!(p[2].pre_roll_ms, 200);
+    }
+
+    #[test]
+    fn a_stream_moves_whole_into_the_next_window() {
+        // 1 fills most of a window; 2 and 3 are one stream that does not fit
+        // after it: both open the next window instead of being cut apart.
+        let segs = vec![
+            seg(1, 0, 0, 20_000),
+            seg(2, 0, 25_000, 30_000),
+            seg(3, 0, 30_000, 38_000),
+        ];
+        let w = pack(&segs, &streams());
+        assert_eq!(w.len(), 2, "{w:?}");
+        let ids: Vec<Vec<i64>> = w
+            .iter()
+            .map(|w| w.parts.iter().map(|p| p.segment_id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1], vec![2, 3]]);
+        let p = &w[1].parts;
+        assert_eq!(p[0].offset_ms, 300);
+        assert_eq!(p[1].offset_ms, p[0].window_end_ms());
+        assert_eq!(w[0].duration_ms, 300 + 20_000);
+        // Without the stream rule, 2 would have stayed with 1.
+        let apart = pack(
+            &segs,
+            &PackConfig {
+                natural_gap_ms: 0,
+                ..streams()
+            },
+        );
+        assert_eq!(apart[0].parts.len(), 2);
+    }
+
+    #[test]
+    fn pre_roll_takes_only_silence_that_is_there() {
+        let segs = vec![
+            seg(1, 0, 10_000, 11_000),
+            seg(2, 0, 11_100, 12_000), // 100 ms apart in time
+            seg(3, 0, 20_000, 21_000), // far apart
+        ];
+        let w = &pack(&segs, &streams())[0];
+        let p = &w.parts;
+        assert_eq!(p[0].pre_roll_ms, 200, "within the 300 ms lead-in");
+        assert_eq!(p[1].pre_roll_ms, 100, "never the previous segment's audio");
+        assert_eq!(p[2].pre_roll_ms, 200);
+        assert_eq!(p[2].load_start_ms(), 19_800);
+        assert!(p[2].offset_ms - p[2].pre_roll_ms >= p[1].window_end_ms());
+    }
+
+    #[test]
+    fn assemble_puts_pre_roll_before_the_part() {
+        let segs = vec![seg(1, 0, 1_000, 1_010), seg(2, 0, 5_000, 5_010)];
+        let w = &pack(&segs, &streams())[0];
+        let p = &w.parts[1];
+        assert_eq!(p.pre_roll_ms, 200);
+        // The loader gives pre-roll (value 9) then the part (value 2).
+        let audio = assemble(w, |part| {
+            let mut v = vec![9.0; (part.pre_roll_ms * 16) as usize];
+            v.extend(vec![part.segment_id as f32; 160]);
+            Ok::<_, ()>(v)
+        })
+        .unwrap();
+        let at = (p.offset_ms * 16) as usize;
+        assert_eq!(audio[at], 2.0);
+        assert_eq!(audio[at - 1], 9.0);
+        assert_eq!(audio[at - 200 * 16], 9.0);
+        assert_eq!(audio[at - 200 * 16 - 1], 0.0);
+        // A capture that starts inside the pre-roll gives less: still aligned
+        // on the part's end.
+        let audio = assemble(w, |part| {
+            let mut v = vec![9.0; 50];
+            v.extend(vec![part.segment_id as f32; 160]);
+            Ok::<_, ()>(v)
+        })
+        .unwrap();
+        assert_eq!(audio[at], 2.0);
+        assert_eq!(audio[at - 50], 9.0);
+        assert_eq!(audio[at - 51], 0.0);
+    }
+
+    #[test]
     fn assemble_places_audio_at_offsets() {
         let segs = vec![seg(1, 0, 0, 10), seg(2, 0, 5_000, 5_010)];
         let w = &pack(&segs, &no_lead_in())[0];
@@ -902,7 +1155,7 @@ mod tests {
     #[test]
     fn aligned_onsets_go_where_the_word_starts() {
         let segs = vec![seg(1, 0, 0, 1_000), seg(2, 0, 1_300, 3_000)];
-        let w = &pack(&segs, &no_lead_in())[0];
+        let w = &pack(&segs, &silent_gaps())[0];
         // Part 1 at 0..1000, part 2 at 1400..3100 (the 400 ms minimum gap).
         // As whisper.cpp's DTW gives them: each word ends where the next
         // starts, so "morning" spans the gap, and "move" starts late, just
@@ -1059,19 +1312,28 @@ mod tests {
     proptest! {
         #[test]
         fn windows_fit_and_cover_every_segment_exactly(segs in segments_strategy()) {
-            let cfg = PackConfig::default();
-            let windows = pack(&segs, &cfg);
+            for cfg in [PackConfig::default(), streams()] {
+            let cfg = &cfg;
+            let windows = pack(&segs, cfg);
             let mut cover: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
             for w in &windows {
                 prop_assert!(w.duration_ms <= cfg.max_window_ms);
                 prop_assert!(!w.parts.is_empty());
-                let mut prev_end = None;
+                let mut prev: Option<(i64, i64)> = None;
                 for p in &w.parts {
-                    if let Some(e) = prev_end {
-                        prop_assert!(p.offset_ms >= e + cfg.min_gap_ms);
-                        prop_assert!(p.offset_ms <= e + cfg.max_gap_ms.max(cfg.min_gap_ms));
+                    if let Some((e, abs_end)) = prev {
+                        let real = p.abs_start_ms - abs_end;
+                        if real < cfg.natural_gap_ms {
+                            // A natural gap is kept as it was, played whole.
+                            prop_assert_eq!(p.offset_ms - e, real.max(0));
+                            prop_assert_eq!(p.pre_roll_ms, real.max(0));
+                        } else {
+                            prop_assert!(p.offset_ms >= e + cfg.min_gap_ms);
+                            prop_assert!(p.offset_ms <= e + cfg.max_gap_ms.max(cfg.min_gap_ms));
+                            prop_assert!(p.pre_roll_ms <= cfg.pre_roll_ms);
+                        }
                     }
-                    prev_end = Some(p.window_end_ms());
+                    prev = Some((p.window_end_ms(), p.abs_end_ms));
                     cover.entry(p.segment_id).or_default().push((p.abs_start_ms, p.abs_end_ms));
                 }
                 prop_assert_eq!(w.parts.last().unwrap().window_end_ms(), w.duration_ms);
@@ -1086,6 +1348,7 @@ mod tests {
                 }
             }
             prop_assert!(cover.is_empty());
+            }
         }
 
         #[test]

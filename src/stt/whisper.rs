@@ -84,8 +84,12 @@ impl WhisperModel {
     /// needs to put each word back in its segment. Otherwise word times come
     /// from the timestamp-token heuristic, which often stretches a word over
     /// a pause. A missing or unloadable file is [`SttError::Model`] naming
-    /// the file and the command that fetches a model.
+    /// the file and the command that fetches a model; so is a processor
+    /// below the build's baseline ([`crate::cpu`]), before whisper.cpp runs.
     pub fn load_with(path: &Path, dtw: bool) -> Result<Self, SttError> {
+        crate::cpu::require_whisper().map_err(|e| SttError::Model {
+            message: e.to_string(),
+        })?;
         install_log_hook();
         if !path.is_file() {
             return Err(SttError::Model {

@@ -68,8 +68,18 @@ pub fn stage_report(report: &StageReport) -> String {
             ),
         },
         StageReport::Vad(r) => format!(
-            "{} segments, {:.0} s of speech in {:.0} s of audio",
-            r.segments, r.speech_s, r.audio_s
+            "{} segments, {:.0} s of speech in {:.0} s of audio{}",
+            r.segments,
+            r.speech_s,
+            r.audio_s,
+            if r.audio_freed > 0 {
+                format!(
+                    " ({} captures left as they were: their audio was freed)",
+                    r.audio_freed
+                )
+            } else {
+                String::new()
+            }
         ),
         StageReport::Transcribe(r) => {
             let mut s = format!(
@@ -94,6 +104,24 @@ pub fn stage_report(report: &StageReport) -> String {
             d.size >> 20,
             d.path.display()
         ),
+        StageReport::Cleanup(r) => format!(
+            "{} {} capture{} ({}){}{}",
+            if r.dry_run { "would free" } else { "freed" },
+            r.freed.len(),
+            if r.freed.len() == 1 { "" } else { "s" },
+            bytes(r.bytes_freed),
+            if r.failed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} could not be deleted (tried again next run)",
+                    r.failed.len()
+                )
+            },
+            r.next_due
+                .map(|t| format!("; next due {}", wall(t)))
+                .unwrap_or_default()
+        ),
         StageReport::Push(r) => format!(
             "{} created, {} replaced, {} rejected, {} still queued{}",
             r.created,
@@ -104,6 +132,16 @@ pub fn stage_report(report: &StageReport) -> String {
                 .map(|t| format!(" (next attempt at {})", wall(t)))
                 .unwrap_or_default()
         ),
+    }
+}
+
+/// A size in bytes, as people read it (`18.2 MB`).
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} kB", n as f64 / 1024.0),
+        n => format!("{n} B"),
     }
 }
 
@@ -176,6 +214,7 @@ pub fn remedy(remedy: &Remedy) -> String {
             data_dir.display()
         ),
         Remedy::Upgrade => "upgrade omi-sync".to_string(),
+        Remedy::OtherEngine => "transcribe with --engine deepgram or --engine openai, or build omi-sync on this machine (cargo install --path .)".to_string(),
         Remedy::ApiGone => "the Omi cloud no longer offers this API: check for a newer omi-sync, or point --api-url at a server that has it".to_string(),
         Remedy::WaitForOtherRun { holder } => format!(
             "wait for the other run ({holder}) to finish, then run the same command again"

@@ -16,12 +16,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{Action, KeySpec};
 
 /// Dark or light terminal background.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ThemeName {
     /// Light text on a dark background.
@@ -32,8 +33,9 @@ pub enum ThemeName {
 }
 
 /// The `[tui]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
 pub struct TuiConfig {
     /// The colours.
     pub theme: ThemeName,
@@ -66,9 +68,15 @@ mod tests {
         assert_eq!(c.tui.theme, super::ThemeName::Light);
         assert!(!c.tui.mouse);
         assert_eq!(c.tui.keys.len(), 2);
-        let e = Config::parse("[tui.keys]\nmerge = [\"hyper-m\"]\n").unwrap_err();
-        assert!(e.contains("hyper-m") && e.contains("line 2"), "{e}");
-        let e = Config::parse("[tui.keys]\nfly = [\"f\"]\n").unwrap_err();
+        let e = Config::parse("[tui.keys]\nmerge = [\"hyper-m\"]\n")
+            .unwrap_err()
+            .to_string();
+        eprintln!("{e}");
+        assert!(e.contains("hyper-m") && e.contains("tui.keys.merge"), "{e}");
+        let e = Config::parse("[tui.keys]\nfly = [\"f\"]\n")
+            .unwrap_err()
+            .to_string();
+        eprintln!("{e}");
         assert!(e.contains("fly"), "{e}");
         assert!(Config::parse("[tui]\ntheme = \"pink\"\n").is_err());
     }

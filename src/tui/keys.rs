@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What a key press asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// The next view.
@@ -385,6 +388,20 @@ impl From<KeySpec> for String {
 impl Serialize for KeySpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&String::from(*self))
+    }
+}
+
+impl JsonSchema for KeySpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeySpec".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A key with its modifiers: `q`, `G`, `ctrl-r`, `shift-tab`, `space`, `f1`.",
+            "minLength": 1
+        })
     }
 }
 

@@ -21,8 +21,9 @@ use super::{SAMPLE_RATE, WINDOW_SAMPLES};
 const MIN_SILENCE_AT_MAX_SPEECH_MS: i64 = 98;
 
 /// The parameters of `get_speech_timestamps`, with its defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
+#[schemars(deny_unknown_fields)]
 pub struct VadParams {
     /// A window whose probability is at least this is speech.
     pub threshold: f32,

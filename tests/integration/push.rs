@@ -47,16 +47,13 @@ fn cloud_cmd(sb: &Sandbox, server: &ContractServer, key: &str) -> std::process::
 }
 
 fn push_with_key(sb: &Sandbox, server: &ContractServer, key: &str, args: &[&str]) -> Run {
-    let out = cloud_cmd(sb, server, key)
-        .arg("push")
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(
+        cloud_cmd(sb, server, key)
+            .arg("push")
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
 
 fn timeline(sb: &Sandbox) -> Value {

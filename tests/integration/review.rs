@@ -108,10 +108,11 @@ fn review_merges_undoes_splits_and_restores_the_terminal() {
     assert_eq!(filled.code, 0, "{}", filled.stderr);
     transcribe_from_script(&sb.data());
     let before = shape(&sb);
-    assert!(before.len() >= 3, "{before:?}");
+    // The demo backlog is two conversations: enough to merge, then split.
+    assert!(before.len() >= 2, "{before:?}");
 
     let line = format!(
-        "env NO_COLOR=1 TZ=UTC DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent {} --data-dir {} --config {} review; echo \"EXIT=$?\"; stty -a; sleep 30",
+        "env NO_COLOR=1 TZ=UTC DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent {} --data-dir {} --config {} review; echo \"EXIT=$?\"; stty -a; echo STTY-DONE; sleep 30",
         shell_quote(Path::new(env!("CARGO_BIN_EXE_omi-sync"))),
         shell_quote(&sb.data()),
         shell_quote(&sb.dir.path().join("config.toml")),
@@ -151,7 +152,8 @@ fn review_merges_undoes_splits_and_restores_the_terminal() {
     assert_eq!(split.len(), before.len() + 1, "{split:?}");
 
     t.keys(&["q"]);
-    let after = t.wait_for("EXIT=");
+    // Wait for stty's whole report, not just the exit line before it.
+    let after = t.wait_for("STTY-DONE");
     assert!(after.contains("EXIT=0"), "{after}");
     assert!(
         !after.contains("Conversations ("),

@@ -77,12 +77,15 @@ impl SegmentAudio {
         self.sample_end.saturating_sub(self.sample_start)
     }
 
-    /// The samples of absolute time `from_ms .. to_ms` within the segment
-    /// (clamped to it), decoded from the capture in `data_dir`.
+    /// The samples of absolute time `from_ms .. to_ms`, decoded from the
+    /// capture in `data_dir`: the end is clamped to the segment, the start
+    /// may reach before it (a pre-roll) down to the start of its run.
     pub fn load(&self, data_dir: &Path, from_ms: i64, to_ms: i64) -> Result<Vec<f32>, SttError> {
         let offset = |ms: i64| {
-            let s = (ms - self.start_ms).max(0) * SAMPLES_PER_MS;
-            (self.sample_start + s as u64).min(self.sample_end)
+            let s = (ms - self.start_ms) * SAMPLES_PER_MS;
+            self.sample_start
+                .saturating_add_signed(s)
+                .min(self.sample_end)
         };
         let (from, to) = (offset(from_ms), offset(to_ms));
         if from >= to {

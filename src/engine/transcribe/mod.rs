@@ -131,7 +131,7 @@ impl WindowJob {
                 .iter()
                 .position(|p| p == part)
                 .unwrap_or(0);
-            self.audio[i].load(&self.data_dir, part.abs_start_ms, part.abs_end_ms)
+            self.audio[i].load(&self.data_dir, part.load_start_ms(), part.abs_end_ms)
         })
     }
 

@@ -42,6 +42,9 @@ pub enum SetupError {
     /// An HTTP engine has no API key.
     #[error("no API key for {}", .0.name())]
     MissingKey(EngineKind),
+    /// The processor lacks what the local Whisper build needs.
+    #[error(transparent)]
+    Processor(crate::cpu::CpuTooOld),
 }
 
 impl SetupError {
@@ -54,6 +57,7 @@ impl SetupError {
             SetupError::MissingKey(kind) => Remedy::ProvideKey {
                 service: key_service(*kind),
             },
+            SetupError::Processor(_) => Remedy::OtherEngine,
         }
     }
 }
@@ -76,6 +80,7 @@ pub fn setup(
     let threads = choice.threads.or(cfg.threads).unwrap_or(1).max(1);
     let engine = match kind {
         EngineKind::Whisper => {
+            crate::cpu::require_whisper().map_err(SetupError::Processor)?;
             let explicit = choice.model.as_deref().or(cfg.model_path.as_deref());
             let path = models::resolve_model(explicit, &cfg.model, &ws.data_dir.join("models"))
                 .map_err(SetupError::Model)?;

@@ -44,6 +44,17 @@ impl Run {
     }
 }
 
+impl From<Output> for Run {
+    /// A finished command's exit code and output.
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Sandbox {
     /// A new, empty sandbox.
     pub fn new() -> Self {
@@ -55,6 +66,11 @@ impl Sandbox {
     /// The data directory.
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The sandbox's XDG state directory (`--auto` logs to `omi-sync/auto.log` in it).
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// A folder inside the sandbox for input files.
@@ -72,6 +88,8 @@ impl Sandbox {
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .env("NO_COLOR", "1")
+            // `--auto` keeps its log in the state directory: the sandbox's.
+            .env("XDG_STATE_HOME", self.state())
             // Never touch the user's real keyring or API key.
             .env(
                 "DBUS_SESSION_BUS_ADDRESS",
@@ -91,11 +109,7 @@ impl Sandbox {
     /// Runs `omi-sync ARGS...` and collects its output.
     pub fn run(&self, args: &[&str]) -> Run {
         let out: Output = self.cmd().args(args).output().expect("run omi-sync");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::from(out)
     }
 }
 
