@@ -388,6 +388,10 @@ pub struct App {
     pub hits: Hits,
     player: Player,
     sink: Option<Arc<dyn EventSink>>,
+    /// Frees confirmed audio as it falls due while the session is open
+    /// (issue 12): nudged after every edit, finished job and change of the
+    /// ledger by another process, stopped on quit.
+    janitor: Option<crate::engine::janitor::Janitor>,
     quit: bool,
 }
 
@@ -434,6 +438,7 @@ impl App {
             hits: Hits::default(),
             player: Player::default(),
             sink: None,
+            janitor: None,
             quit: false,
         };
         app.refresh();
@@ -446,6 +451,29 @@ impl App {
         self.sink = Some(sink);
     }
 
+    /// Starts the janitor of this session on `clock`.
+    pub fn start_janitor(&mut self, clock: Arc<dyn crate::clock::Clock>) -> std::io::Result<()> {
+        let j = crate::engine::janitor::Janitor::spawn(
+            (*self.ws).clone(),
+            clock,
+            crate::cancel::Cancel::new(),
+        )?;
+        self.janitor = Some(j);
+        Ok(())
+    }
+
+    /// Whether the janitor runs.
+    pub fn janitor_running(&self) -> bool {
+        self.janitor.is_some()
+    }
+
+    /// Makes the janitor work its schedule out again (the ledger changed).
+    fn nudge_janitor(&self) {
+        if let Some(j) = &self.janitor {
+            j.reschedule();
+        }
+    }
+
     /// Whether the person asked to quit.
     pub fn quitting(&self) -> bool {
         self.quit
@@ -454,6 +482,15 @@ impl App {
     /// Stops playback and asks running jobs to stop (on quit).
     pub fn stop(&mut self) {
         self.player.stop();
+        if let Some(j) = self.janitor.take() {
+            for r in j.stop() {
+                tracing::info!(
+                    "janitor: freed {} capture(s), {} failed",
+                    r.freed.len(),
+                    r.failed.len()
+                );
+            }
+        }
         for j in &self.jobs {
             if let Some(h) = &j.handle {
                 h.cancel();
@@ -896,6 +933,7 @@ impl App {
     fn edited(&mut self, result: Result<Option<EditOutcome>, edit::EditFailure>, what: &str) {
         match result {
             Ok(Some(out)) => {
+                self.nudge_janitor();
                 self.refresh_to(out.touched.first().map(String::as_str));
                 let replaces = self.selected().and_then(|c| {
                     match self.snap.as_ref()?.cloud_of(&c.id).map(|s| &s.status) {
@@ -1168,6 +1206,7 @@ impl App {
                 Tone::Info
             };
             self.say(tone, last);
+            self.nudge_janitor();
             self.refresh();
             return true;
         }
@@ -1176,6 +1215,7 @@ impl App {
             None => self.ws.data_dir().join(crate::store::LEDGER_FILE).is_file(),
         };
         if stale {
+            self.nudge_janitor();
             self.refresh();
             redraw = true;
         }

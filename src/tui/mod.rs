@@ -65,6 +65,9 @@ pub fn run(ws: &Workspace, cancel: Cancel) -> anyhow::Result<ExitCode> {
     let mut term = terminal::Session::start(&log_path, ws.config.tui.mouse)?;
     let (tx, rx) = mpsc::channel();
     app.set_sink(job_sink(tx.clone()));
+    if let Err(e) = app.start_janitor(Arc::new(crate::clock::SystemClock)) {
+        tracing::warn!("janitor: cannot start: {e}");
+    }
     spawn_input(tx.clone());
     spawn_ticker(tx);
     let code = event_loop(&mut app, &mut term, &rx, &cancel);

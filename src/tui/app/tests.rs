@@ -263,3 +263,42 @@ fn another_process_editing_shows_on_the_next_tick() {
     assert!(app.on_tick());
     assert_eq!(app.conversations().len(), 3);
 }
+
+#[test]
+fn the_session_runs_the_janitor_and_it_frees_nothing_unpushed() {
+    let dir = fixture::backlog();
+    let mut app = fixture::app(dir.path());
+    // keep_days = 0: anything confirmed in the cloud would be due at once.
+    let mut ws = app.workspace().clone();
+    ws.config.storage.keep_days = crate::config::KeepDays::Days(0);
+    app.ws = Arc::new(ws);
+    app.start_janitor(Arc::new(crate::clock::SystemClock))
+        .unwrap();
+    assert!(app.janitor_running());
+    let files = || {
+        let l = crate::store::LedgerReader::open(dir.path()).unwrap();
+        l.captures()
+            .unwrap()
+            .iter()
+            .filter(|c| dir.path().join(&c.stored_path).is_file())
+            .count()
+    };
+    let before = files();
+    assert_eq!(before, 4);
+    // An edit nudges it; it works the schedule out again and frees nothing:
+    // no conversation of the backlog is pushed.
+    press(&mut app, "my");
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|(_, s)| s.contains("Merged")),
+        "{:?}",
+        app.status
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    app.on_tick();
+    // Quitting stops (joins) it.
+    app.stop();
+    assert!(!app.janitor_running());
+    assert_eq!(files(), before);
+}
