@@ -29,6 +29,8 @@ Examples:
   omi-sync merge 3fa9c2 81d0e4         Join two conversations (ids from `timeline`)
   omi-sync split 42                    Start a new conversation at segment 42
   omi-sync undo                        Take back the last merge or split
+  omi-sync review                      Look, listen, merge and split in the terminal
+  omi-sync export --conversation 3fa9c2   Write a conversation's speech as a WAV file
   omi-sync push --dry-run              Show exactly what would be sent to the cloud
   omi-sync push                        Send it (key from OMI_API_KEY or `omi-sync login`)
 
@@ -192,6 +194,27 @@ pub enum Command {
     /// at --model, then OMI_SYNC_MODEL, then the data dir's models/ folder
     /// (`omi-sync models download tiny.en` puts it there).
     Transcribe(TranscribeArgs),
+
+    /// Write a segment's or a conversation's audio as a WAV file (16 kHz mono).
+    ///
+    /// A conversation is written as its speech in time order, each silence
+    /// between segments kept up to one second, as the review TUI plays it.
+    #[command(group(ArgGroup::new("what").required(true).args(["segment", "conversation"])))]
+    Export {
+        /// A segment id, from `omi-sync segments` or `omi-sync timeline`.
+        #[arg(long, value_name = "SEGMENT_ID")]
+        segment: Option<i64>,
+        /// A conversation id (or a unique prefix), from `omi-sync timeline`.
+        #[arg(long, value_name = "CONV")]
+        conversation: Option<String>,
+        /// The file to write [default: segment-ID.wav or conversation-ID.wav here].
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
+    /// Review the backlog in the terminal: the timeline, conversations,
+    /// playback, merge, split, undo, push (also `omi-sync` alone on a terminal).
+    Review,
 
     /// List, download or verify the Whisper models.
     Models {
@@ -452,6 +475,11 @@ pub struct TranscribeArgs {
     /// A ggml Whisper model file [default: OMI_SYNC_MODEL, then the data dir's models/].
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Transcribe this conversation again (its id or a unique prefix, from
+    /// `omi-sync timeline`), even though it has its text; if it was pushed,
+    /// the next push replaces the cloud copy.
+    #[arg(long, value_name = "CONV")]
+    pub again: Option<String>,
 }
 
 /// `omi-sync models ...`
@@ -521,6 +549,40 @@ mod tests {
         assert!(Cli::try_parse_from(["omi-sync", "transcribe", "--workers", "0"]).is_err());
         assert!(Cli::try_parse_from(["omi-sync", "models", "download"]).is_err());
         assert!(Cli::try_parse_from(["omi-sync", "models", "verify"]).is_ok());
+    }
+
+    #[test]
+    fn export_needs_one_target_and_transcribe_takes_again() {
+        assert!(Cli::try_parse_from(["omi-sync", "export"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "omi-sync",
+                "export",
+                "--segment",
+                "3",
+                "--conversation",
+                "ab"
+            ])
+            .is_err()
+        );
+        let c =
+            Cli::try_parse_from(["omi-sync", "export", "--segment", "3", "-o", "x.wav"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Export {
+                segment: Some(3),
+                ..
+            })
+        ));
+        let c = Cli::try_parse_from(["omi-sync", "transcribe", "--again", "3fa9"]).unwrap();
+        let Some(Command::Transcribe(a)) = c.command else {
+            panic!("not transcribe")
+        };
+        assert_eq!(a.again.as_deref(), Some("3fa9"));
+        assert!(matches!(
+            Cli::try_parse_from(["omi-sync", "review"]).unwrap().command,
+            Some(Command::Review)
+        ));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Config {
     pub stt: SttConfig,
     /// The Omi cloud.
     pub cloud: CloudConfig,
+    /// The review TUI (`omi-sync review`): theme, mouse, keys.
+    pub tui: crate::tui::config::TuiConfig,
     /// Local audio: how long it is kept once the cloud has it.
     pub storage: StorageConfig,
 }

@@ -35,4 +35,5 @@ pub mod store;
 pub mod stt;
 pub mod term;
 pub mod timeline;
+pub mod tui;
 pub mod vad;

@@ -9,12 +9,14 @@
 mod auto;
 mod device;
 mod edit;
+mod export;
 mod import;
 mod ledger;
 mod models;
 mod overview;
 mod pull;
 mod push;
+mod review;
 mod segments;
 mod settings;
 mod storage;
@@ -152,7 +154,14 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
         );
     }
     match cli.command {
+        None if review::on_a_terminal(&cli.global) => review::run(&ctx),
         None => overview::run(&ctx),
+        Some(Command::Review) => review::run(&ctx),
+        Some(Command::Export {
+            segment,
+            conversation,
+            output,
+        }) => export::run(&ctx, segment, conversation.as_deref(), output),
         Some(Command::Import { paths }) => import::run(&ctx, paths),
         Some(Command::Segments) => segments::run(&ctx),
         Some(Command::Timeline) => timeline::run(&ctx),

@@ -31,8 +31,11 @@ pub(super) fn exit_code(r: &TranscribeReport) -> ExitCode {
     }
 }
 
-/// `omi-sync transcribe [--engine E] [--workers N] [--threads N] [--model PATH]`
+/// `omi-sync transcribe [--engine E] [--workers N] [--threads N] [--model PATH] [--again CONV]`
 pub fn run(ctx: &Context, args: &TranscribeArgs) -> CommandResult {
+    if let Some(conversation) = &args.again {
+        return again(ctx, conversation, args);
+    }
     let JobReport::Transcribe(report) = ctx.run_job(Job::Transcribe(choice(args)), false)? else {
         unreachable!("a transcription job reports transcription")
     };
@@ -55,4 +58,43 @@ pub fn run(ctx: &Context, args: &TranscribeArgs) -> CommandResult {
         );
     }
     Ok(exit_code(&report))
+}
+
+/// `omi-sync transcribe --again CONV`: one conversation's text done again.
+fn again(ctx: &Context, conversation: &str, args: &TranscribeArgs) -> CommandResult {
+    let job = Job::Retranscribe {
+        conversation: conversation.to_string(),
+        choice: choice(args),
+    };
+    let JobReport::Retranscribe(report) = ctx.run_job(job, false)? else {
+        unreachable!("a re-transcription reports itself")
+    };
+    if ctx.out.json {
+        ctx.out.print_json(&report);
+    } else if !ctx.out.quiet {
+        let t = &report.transcribe;
+        anstream::println!(
+            "{} conversation {}: {} segments with words, {} silent, {} failed, {} left for the next run; the text {}.",
+            paint(GOOD, "transcribed again:"),
+            report.conversation,
+            t.speech,
+            t.silent,
+            t.failed,
+            t.left_pending,
+            if report.changed {
+                "changed"
+            } else {
+                "is the same"
+            }
+        );
+        if report.now != [report.conversation.clone()] {
+            anstream::println!("  it is now: {}", report.now.join(", "));
+        }
+        if let Some(cloud_id) = &report.replaces {
+            anstream::println!(
+                "  the next `omi-sync push` replaces its cloud copy {cloud_id} with the new text"
+            );
+        }
+    }
+    Ok(exit_code(&report.transcribe))
 }

@@ -23,10 +23,11 @@ use super::events::{Event, EventSink, JobId, JobOutcome, Stage, Unit};
 use super::image::{ImageStop, pull_image};
 use super::import::{ImportReport, import_paths};
 use super::pendant::{Pendant, PendantError};
-use super::pull::{PullStop, Renamed, pull};
+use super::pull::{PullStop, Renamed, device_status, pull};
 use super::push::stage::{self as push_stage, PushError, PushRequest};
 use super::remedy::{KeyService, Remedy};
 use super::report::{JobKind, JobReport, StageReport};
+use super::transcribe::again::{AgainReport, again};
 use super::transcribe::setup::{SetupError, SttChoice, setup};
 use super::transcribe::{TranscribeError, TranscribeReport, transcribe};
 use super::workspace::Workspace;
@@ -55,6 +56,15 @@ pub enum Job {
     },
     /// Transcribe what is pending.
     Transcribe(SttChoice),
+    /// Transcribe one conversation again (`transcribe --again`, the TUI's `r`).
+    Retranscribe {
+        /// Its id (or a unique prefix).
+        conversation: String,
+        /// The engine and model to use.
+        choice: SttChoice,
+    },
+    /// Read a pendant's storage status (fill, unread, dropped, clock); changes nothing.
+    Status(Pendant),
     /// Push conversations to the cloud.
     Push(PushRequest),
     /// The whole job without a person (`--auto`).
@@ -80,7 +90,8 @@ impl Job {
             Job::Import { .. } => JobKind::Import,
             Job::Pull(_) => JobKind::Pull,
             Job::Vad { .. } => JobKind::Vad,
-            Job::Transcribe(_) => JobKind::Transcribe,
+            Job::Transcribe(_) | Job::Retranscribe { .. } => JobKind::Transcribe,
+            Job::Status(_) => JobKind::Status,
             Job::Push(_) => JobKind::Push,
             Job::Auto { .. } => JobKind::Auto,
             Job::Download { .. } => JobKind::Download,
@@ -153,6 +164,14 @@ pub enum JobError {
     /// Another run holds the data directory.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The pendant's status could not be read.
+    #[error("cannot read the status of {device}: {message}")]
+    Status {
+        /// The pendant.
+        device: String,
+        /// What the link said.
+        message: String,
+    },
     /// The job was cancelled before it could finish.
     #[error("cancelled")]
     Cancelled,
@@ -173,6 +192,7 @@ impl JobError {
             JobError::Pendant(e) if e.is_usage() => ErrorClass::Usage,
             JobError::Pendant(e) if e.is_temporary() => ErrorClass::Temporary,
             JobError::Pendant(_) | JobError::Setup(_) => ErrorClass::NeedsPerson,
+            JobError::Status { .. } => ErrorClass::Temporary,
             JobError::Transcribe(TranscribeError::Engine(_)) => ErrorClass::NeedsPerson,
             JobError::Push(PushError::Credentials(_)) => ErrorClass::NeedsPerson,
             JobError::Push(PushError::Client { .. }) => ErrorClass::Usage,
@@ -224,6 +244,7 @@ impl JobError {
             JobError::Store(StoreError::LedgerLost { .. }) => Some(Remedy::RebuildLedger {
                 data_dir: ws.data_dir.clone(),
             }),
+            JobError::Status { .. } => Some(Remedy::ReachPendant),
             JobError::Lock(LockError::Busy { holder, .. })
             | JobError::Push(PushError::Busy(LockError::Busy { holder, .. })) => {
                 Some(Remedy::WaitForOtherRun {
@@ -378,6 +399,9 @@ fn download_job(
     Ok(job)
 }
 
+/// How long a status read waits for the pendant's INFO answer.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide job counter.
 static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 
@@ -428,6 +452,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A job running on its own thread.
+#[derive(Debug)]
 pub struct JobHandle {
     id: JobId,
     kind: JobKind,
@@ -519,6 +544,19 @@ fn dispatch(ws: &Workspace, job: &Job, ctx: &Ctx) -> Result<JobReport, JobError>
             )?))
         }
         Job::Transcribe(choice) => transcribe_job(ws, choice, ctx).map(JobReport::Transcribe),
+        Job::Retranscribe {
+            conversation,
+            choice,
+        } => retranscribe_job(ws, conversation, choice, ctx).map(JobReport::Retranscribe),
+        Job::Status(pendant) => {
+            let mut connector = pendant.connector()?;
+            device_status(connector.as_mut(), STATUS_TIMEOUT, ctx.cancel())
+                .map(|s| JobReport::Status(Box::new(s)))
+                .map_err(|e| JobError::Status {
+                    device: connector.device_id(),
+                    message: e.to_string(),
+                })
+        }
         Job::Push(req) => {
             let ledger = ws.ledger()?;
             let timeline = ws.timeline(&ledger)?;
@@ -588,6 +626,24 @@ fn transcribe_job(
     }
     let (engine, opts) = setup(ws, choice)?;
     Ok(transcribe(&ledger, &engine, &opts, ctx)?)
+}
+
+fn retranscribe_job(
+    ws: &Workspace,
+    conversation: &str,
+    choice: &SttChoice,
+    ctx: &Ctx,
+) -> Result<AgainReport, JobError> {
+    let mut ledger = ws.ledger()?;
+    let timeline = ws.timeline(&ledger)?;
+    let conv = timeline
+        .find(conversation)
+        .map_err(|e| JobError::Usage(e.to_string()))?
+        .clone();
+    // The engine is made ready first: a missing model leaves the text as it is.
+    let (engine, opts) = setup(ws, choice)?;
+    let push = push_stage::options(ws, &PushRequest::default());
+    Ok(again(&mut ledger, &conv, &engine, &opts, &push, ctx)?)
 }
 
 fn auto_job(

@@ -14,6 +14,7 @@
 //! - [`push`]: conversations to the Omi cloud, exactly once (the outbox).
 //! - [`job`]: the whole job without a person (`--auto`).
 //! - [`streams`]: ring captures placed on time as the streams they were pulled in.
+//! - [`export`]: a segment's or a conversation's audio, to play or as a WAV file.
 //!
 //! What a running job hands each stage is a [`Ctx`]: where its [`events`]
 //! go, its stop token, its clock. What stages and jobs report is typed
@@ -25,6 +26,7 @@ pub mod auto;
 pub mod ctx;
 pub mod edit;
 pub mod events;
+pub mod export;
 pub mod image;
 pub mod import;
 pub mod janitor;

@@ -385,7 +385,7 @@ pub fn pull(
 }
 
 /// A pendant's storage as it reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceStatus {
     /// The device key.
     pub device: String,

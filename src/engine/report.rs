@@ -15,9 +15,11 @@ use super::auto::{AutoReport, Pulled};
 use super::events::Stage;
 use super::import::ImportReport;
 use super::jobs::{DownloadJob, ImportJob, PullJob};
+use super::pull::DeviceStatus;
 use super::push::PushReport;
 use super::push::stage::PushStage;
 use super::transcribe::TranscribeReport;
+use super::transcribe::again::AgainReport;
 
 /// What kind of job is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,6 +39,8 @@ pub enum JobKind {
     Auto,
     /// Fetch a Whisper model.
     Download,
+    /// Read a pendant's storage status.
+    Status,
 }
 
 /// What one stage did.
@@ -92,4 +96,8 @@ pub enum JobReport {
     Auto(Box<AutoReport>),
     /// A model download.
     Download(DownloadJob),
+    /// One conversation transcribed again.
+    Retranscribe(AgainReport),
+    /// A pendant's storage status.
+    Status(Box<DeviceStatus>),
 }

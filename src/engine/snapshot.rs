@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::overview::Overview;
 use super::push::stage::{PushRequest, options};
-use super::push::{self, ConversationStatus};
+use super::push::{self, ConversationStatus, Retraction};
 use super::workspace::Workspace;
-use crate::clock::UtcMillis;
+use crate::clock::{ClockTrust, UtcMillis};
+use crate::cloud::ratelimit::Limiter;
 use crate::store::{EditAction, Holder, LedgerReader, OutboxRow, OutboxState, StoreError, holders};
 use crate::timeline::Timeline;
 
@@ -29,6 +30,19 @@ pub struct RingState {
     pub durable_seq: u64,
     /// When that last moved.
     pub updated_at: UtcMillis,
+}
+
+/// A stretch a device recorded (one capture run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedSpan {
+    /// The device.
+    pub device: String,
+    /// Its start.
+    pub start: UtcMillis,
+    /// Its end.
+    pub end: UtcMillis,
+    /// How far its times can be trusted.
+    pub clock: ClockTrust,
 }
 
 /// The outbox at a glance.
@@ -73,6 +87,14 @@ pub struct Snapshot {
     pub timeline: Timeline,
     /// Each conversation's cloud state (held and why, new, queued, ...).
     pub cloud: Vec<ConversationStatus>,
+    /// Outbox rows the push plan retracts (edited away: dropped, or deleted
+    /// in the cloud).
+    pub retract: Vec<Retraction>,
+    /// Where each device recorded: every capture run as (device, start,
+    /// end, clock), in time order; between them it did not.
+    pub recorded: Vec<RecordedSpan>,
+    /// The push rate limiter's state (the hourly budget per key).
+    pub limiter: Limiter,
     /// Every outbox row.
     pub outbox: Vec<OutboxRow>,
     /// The outbox at a glance.
@@ -93,7 +115,18 @@ impl Snapshot {
         let mut snap = reader.in_one_read(|r| {
             let timeline = r.timeline(&rules)?;
             let overview = Overview::of(r, &timeline)?;
-            let cloud = push::plan(r, &timeline, &opts)?.conversations;
+            let plan = push::plan(r, &timeline, &opts)?;
+            let recorded = r
+                .recorded_spans()?
+                .into_iter()
+                .map(|(device, start, samples, clock)| RecordedSpan {
+                    device,
+                    start,
+                    end: start
+                        .plus_ms((samples * 1000 / u64::from(crate::audio::TARGET_RATE)) as i64),
+                    clock,
+                })
+                .collect();
             let outbox = r.outbox()?;
             let rings = r
                 .resume_points()?
@@ -110,7 +143,10 @@ impl Snapshot {
                 overview,
                 outbox_summary: OutboxSummary::of(&outbox),
                 timeline,
-                cloud,
+                cloud: plan.conversations,
+                retract: plan.retract,
+                recorded,
+                limiter: push::load_limiter(r)?,
                 outbox,
                 edits: r.edit_log()?,
                 rings,

@@ -276,6 +276,37 @@ impl LedgerReader {
             .collect()
     }
 
+    /// Every run of every capture as (device, start, samples, clock), in
+    /// time order: where each device recorded (and, between, where it did not).
+    pub fn recorded_spans(&self) -> Result<Vec<(String, UtcMillis, u64, ClockTrust)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.device, r.start_ms, r.samples, r.clock FROM runs r
+                 JOIN captures c ON c.id = r.capture_id ORDER BY r.start_ms, c.device",
+            )
+            .ctx("cannot list runs")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    UtcMillis(r.get(1)?),
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .ctx("cannot list runs")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("cannot list runs")?;
+        rows.into_iter()
+            .map(|(device, start, samples, clock)| {
+                let clock = ClockTrust::parse(&clock)
+                    .ok_or_else(|| StoreError::Corrupt(format!("clock `{clock}`")))?;
+                Ok((device, start, samples, clock))
+            })
+            .collect()
+    }
+
     /// Anomalies, of one capture or all, oldest first.
     pub fn anomalies(&self, capture_id: Option<i64>) -> Result<Vec<AnomalyRow>, StoreError> {
         let mut stmt = self

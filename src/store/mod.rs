@@ -27,6 +27,8 @@ pub mod rebuild;
 pub mod retention;
 pub mod ring;
 mod segments;
+#[cfg(test)]
+pub(crate) mod testdata;
 
 use std::path::{Path, PathBuf};
 
@@ -287,6 +289,15 @@ impl LedgerReader {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .ctx("cannot read state")
+    }
+
+    /// A number that changes whenever another connection (another process,
+    /// or a [`Ledger`] in this one) commits a change to the database: the
+    /// cheap way to know a snapshot is stale.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .ctx("cannot read the data version")
     }
 
     /// Runs `f` inside one read transaction, so everything it reads is one

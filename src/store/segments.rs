@@ -267,6 +267,25 @@ impl Ledger {
         Ok(())
     }
 
+    /// Puts these segments back to `pending`, forgetting their transcripts
+    /// and word timings, so the next transcription does them again (a
+    /// re-transcription). Returns how many rows changed.
+    pub fn reset_transcripts(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction().ctx("cannot start transaction")?;
+        let mut n = 0;
+        for id in ids {
+            n += tx
+                .execute(
+                    "UPDATE segments SET status = 'pending', text = NULL, error = NULL, words = NULL, \
+                     transcribed_at_ms = NULL WHERE id = ?1",
+                    [id],
+                )
+                .ctx("cannot reset transcript")?;
+        }
+        tx.commit().ctx("cannot commit transcript reset")?;
+        Ok(n)
+    }
+
     /// Records a transcription result for one segment, the moment it lands.
     pub fn set_transcript(
         &self,

@@ -30,8 +30,16 @@ pub struct Wav {
 
 /// Encodes mono `f32` samples (clamped to [-1, 1]) as a 16-bit PCM WAV file.
 pub fn encode_pcm16(samples: &[f32], sample_rate: u32) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    let mut out = pcm16_header(samples.len(), sample_rate);
+    out.extend_from_slice(&pcm16_samples(samples));
+    out
+}
+
+/// The 44-byte header of a mono 16-bit PCM WAV file holding `samples`
+/// samples (for writing the samples after it in pieces).
+pub fn pcm16_header(samples: usize, sample_rate: u32) -> Vec<u8> {
+    let data_len = (samples * 2) as u32;
+    let mut out = Vec::with_capacity(44 + samples * 2);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + data_len).to_le_bytes());
     out.extend_from_slice(b"WAVE");
@@ -45,11 +53,15 @@ pub fn encode_pcm16(samples: &[f32], sample_rate: u32) -> Vec<u8> {
     out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data_len.to_le_bytes());
-    for &s in samples {
-        let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
+}
+
+/// Mono `f32` samples (clamped to [-1, 1]) as 16-bit little-endian PCM.
+pub fn pcm16_samples(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect()
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16, WavError> {

@@ -19,6 +19,7 @@
 
 mod edits;
 mod identity;
+mod reasons;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,7 @@ use crate::clock::{ClockTrust, UtcMillis};
 
 pub use edits::{Boundary, Domain, EditError, Override, join_overrides, split_override};
 pub use identity::conversation_id;
+pub use reasons::{BoundaryReason, boundary_reasons};
 
 /// The rules of the auto boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ mod common;
 mod stt_common;
 mod support;
 
+mod again;
 mod cancel;
 mod cloud_api;
 mod cloud_payload;
@@ -39,6 +40,7 @@ mod packaging;
 mod parser_fuzz;
 mod pull_drops;
 mod push;
+mod review;
 mod ring_capture;
 mod run_log;
 mod storage;

@@ -323,7 +323,11 @@ pub fn plan(
                         let keys: HashSet<&str> = push.members.iter().map(String::as_str).collect();
                         let replaces = outbox
                             .values()
-                            .filter(|r| r.state == OutboxState::Pushed)
+                            // Pushed copies it overlaps, and copies already
+                            // being deleted for it (a re-transcription).
+                            .filter(|r| {
+                                matches!(r.state, OutboxState::Pushed | OutboxState::DeletePending)
+                            })
                             .filter(|r| r.push.members.iter().any(|k| keys.contains(k.as_str())))
                             .filter_map(|r| r.cloud_id.clone())
                             .collect();
@@ -442,7 +446,8 @@ pub struct PushReport {
 
 const LIMITER_KEY: &str = "cloud.limiter";
 
-fn load_limiter(ledger: &Ledger) -> Result<Limiter, StoreError> {
+/// The client-side rate limiter's state as the last push left it.
+pub fn load_limiter(ledger: &LedgerReader) -> Result<Limiter, StoreError> {
     Ok(ledger
         .meta(LIMITER_KEY)?
         .and_then(|j| serde_json::from_str(&j).ok())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::audio::{self, Codec};
 use crate::device::capture::{CaptureFormat, Run};
-use crate::store::files;
+use crate::store::{CaptureRow, LedgerReader, RunRow, SegmentRow, StoreError, files};
 use crate::stt::SttError;
 
 /// Samples per millisecond at 16 kHz.
@@ -41,6 +41,42 @@ pub struct SegmentAudio {
 }
 
 impl SegmentAudio {
+    /// Where the audio of segment `s` is, given its capture and that
+    /// capture's runs.
+    pub fn of(s: &SegmentRow, capture: &CaptureRow, runs: &[RunRow]) -> Result<Self, StoreError> {
+        let Some(run) = runs.get(s.found.run_index as usize) else {
+            return Err(StoreError::Corrupt(format!(
+                "segment {} points at run {} of capture {}, which has {} runs",
+                s.id,
+                s.found.run_index,
+                s.capture_id,
+                runs.len()
+            )));
+        };
+        Ok(SegmentAudio {
+            stored_path: capture.stored_path.clone().into(),
+            sha256: capture.sha256.clone(),
+            format: capture.meta.format,
+            codec: capture.meta.codec,
+            run: run.run,
+            sample_start: s.found.sample_start,
+            sample_end: s.found.sample_end,
+            start_ms: s.found.start.0,
+        })
+    }
+
+    /// Where the audio of the segment with this id is, read from `ledger`.
+    pub fn read(ledger: &LedgerReader, id: i64) -> Result<Self, StoreError> {
+        let s = ledger.segment(id)?;
+        let capture = ledger.capture(s.capture_id)?;
+        Self::of(&s, &capture, &ledger.runs(s.capture_id)?)
+    }
+
+    /// The segment's length in samples.
+    pub fn samples(&self) -> u64 {
+        self.sample_end.saturating_sub(self.sample_start)
+    }
+
     /// The samples of absolute time `from_ms .. to_ms`, decoded from the
     /// capture in `data_dir`: the end is clamped to the segment, the start
     /// may reach before it (a pre-roll) down to the start of its run.

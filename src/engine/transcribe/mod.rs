@@ -15,10 +15,12 @@
 //! for this window marks its segments `failed` with the reason; one that stops
 //! every window (missing model, refused key) ends the run with that error.
 
+pub mod again;
 pub mod audio;
 pub mod plan;
 pub mod setup;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
@@ -145,8 +147,19 @@ pub fn transcribe(
     opts: &TranscribeOptions,
     ctx: &Ctx,
 ) -> Result<TranscribeReport, TranscribeError> {
+    transcribe_only(ledger, engine, opts, None, ctx)
+}
+
+/// [`transcribe`], restricted to the segments in `only` when given.
+pub fn transcribe_only(
+    ledger: &Ledger,
+    engine: &Engine,
+    opts: &TranscribeOptions,
+    only: Option<&HashSet<i64>>,
+    ctx: &Ctx,
+) -> Result<TranscribeReport, TranscribeError> {
     let started = Instant::now();
-    let plan = plan::plan(ledger, &opts.rules, &opts.pack)?;
+    let plan = plan::plan_only(ledger, &opts.rules, &opts.pack, only)?;
     let report = TranscribeReport {
         segments: plan.segments(),
         windows: plan.windows.len(),

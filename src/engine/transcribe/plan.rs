@@ -7,7 +7,7 @@
 //! a window never mixes two conversations, and packed with
 //! [`packing::pack`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::audio::SegmentAudio;
 use crate::store::{Ledger, RunRow, SegmentRow, StoreError};
@@ -34,6 +34,17 @@ impl Plan {
 
 /// Plans the untranscribed segments of `ledger`.
 pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, StoreError> {
+    plan_only(ledger, rules, pack, None)
+}
+
+/// Plans the untranscribed segments of `ledger`, only those in `only` when
+/// given (a re-transcription of one conversation).
+pub fn plan_only(
+    ledger: &Ledger,
+    rules: &Rules,
+    pack: &PackConfig,
+    only: Option<&HashSet<i64>>,
+) -> Result<Plan, StoreError> {
     let all = ledger.segments()?;
     let todo: Vec<&SegmentRow> = all
         .iter()
@@ -43,6 +54,7 @@ pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, S
                 timeline::SegmentStatus::Pending | timeline::SegmentStatus::Failed
             )
         })
+        .filter(|s| only.is_none_or(|ids| ids.contains(&s.id)))
         .collect();
     if todo.is_empty() {
         return Ok(Plan::default());
@@ -57,28 +69,9 @@ pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, S
             e.insert(ledger.capture(s.capture_id)?);
             runs.insert(s.capture_id, ledger.runs(s.capture_id)?);
         }
-        let (capture, capture_runs) = (&captures[&s.capture_id], &runs[&s.capture_id]);
-        let Some(run) = capture_runs.get(s.found.run_index as usize) else {
-            return Err(StoreError::Corrupt(format!(
-                "segment {} points at run {} of capture {}, which has {} runs",
-                s.id,
-                s.found.run_index,
-                s.capture_id,
-                capture_runs.len()
-            )));
-        };
         audio.insert(
             s.id,
-            SegmentAudio {
-                stored_path: capture.stored_path.clone().into(),
-                sha256: capture.sha256.clone(),
-                format: capture.meta.format,
-                codec: capture.meta.codec,
-                run: run.run,
-                sample_start: s.found.sample_start,
-                sample_end: s.found.sample_end,
-                start_ms: s.found.start.0,
-            },
+            SegmentAudio::of(s, &captures[&s.capture_id], &runs[&s.capture_id])?,
         );
         speech.push(SpeechSegment {
             id: s.id,
