@@ -1021,6 +1021,32 @@ mod tests {
     }
 
     #[test]
+    fn values_that_cannot_work_are_refused_with_key_value_and_what_is_allowed() {
+        for (text, needle) in [
+            (
+                "[cloud]\npushes_per_hour = 0\n",
+                "cloud.pushes_per_hour = 0; allowed: a whole number from 1",
+            ),
+            (
+                "[cloud]\nrate_window_secs = 0\n",
+                "cloud.rate_window_secs = 0; allowed: a whole number of seconds from 1",
+            ),
+            (
+                "[cloud]\nrequest_timeout_secs = 0\n",
+                "cloud.request_timeout_secs = 0; allowed: a whole number of seconds from 1",
+            ),
+            (
+                "[stt]\nworkers = 0\n",
+                "stt.workers = 0; allowed: a whole number from 1",
+            ),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        assert!(Config::parse("[cloud]\npushes_per_hour = 1\n[stt]\nworkers = 1\n").is_ok());
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let text = "[timeline]\ngap_secs = -5\n[vad]\nthreshold = 5.0\n[stt]\nworkers = 0\nthreads = \"many\"\n";
         let Err(ParseError::Invalid(p)) = Config::parse(text) else {
