@@ -28,6 +28,7 @@ pub mod cpu;
 pub mod device;
 pub mod engine;
 pub mod exit;
+pub mod http;
 pub mod notify;
 pub mod runlog;
 pub mod store;

@@ -18,6 +18,7 @@ mod support;
 
 mod cancel;
 mod cloud_api;
+mod cloud_contract;
 mod cloud_payload;
 mod cloud_retry;
 mod cloud_secrets;
