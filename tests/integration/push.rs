@@ -493,6 +493,43 @@ fn a_refused_key_stops_with_exit_7_and_loses_nothing() {
 }
 
 #[test]
+fn a_bad_api_url_is_refused_at_once_with_exit_2_and_nothing_sent() {
+    let sb = Sandbox::new();
+    synthetic_backlog(&sb.data(), 1);
+    config(&sb, "");
+    let server = ContractServer::start(ContractConfig::default());
+    let base = server.base_url();
+    let port = base.rsplit(':').next().unwrap().to_string();
+    for (url, says) in [
+        (format!("{base}/#frag"), "fragment"),
+        (format!("{base}/?x=1"), "query"),
+        (base.replace(&port, "70000"), "port"),
+        (base.replace("://", "://user:pass@"), "user"),
+    ] {
+        let started = Instant::now();
+        let r = Run::from(
+            sb.cmd()
+                .args(["--api-url", &url, "push"])
+                .env("OMI_API_KEY", TEST_KEY)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 2, "{url}: {}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.to_lowercase().contains(says),
+            "{url}: {}",
+            r.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{url}: no retries"
+        );
+    }
+    assert!(server.requests().is_empty(), "nothing reached the server");
+    assert!(cloud_states(&sb).iter().all(|s| s != "pushed"));
+}
+
+#[test]
 fn no_key_says_how_to_provide_one() {
     let sb = Sandbox::new();
     synthetic_backlog(&sb.data(), 1);
