@@ -530,6 +530,31 @@ fn a_bad_api_url_is_refused_at_once_with_exit_2_and_nothing_sent() {
 }
 
 #[test]
+fn a_hanging_server_ends_the_run_in_bounded_time_with_exit_5_and_a_true_summary() {
+    let sb = Sandbox::new();
+    synthetic_backlog(&sb.data(), 2);
+    std::fs::write(
+        sb.dir.path().join("config.toml"),
+        "[cloud]\nrequest_timeout_secs = 1\n",
+    )
+    .unwrap();
+    let server = ContractServer::start(ContractConfig::default());
+    server.inject_on(Route::Create, Fault::Stall(Duration::from_secs(30)), 1000);
+    let started = Instant::now();
+    let r = push(&sb, &server, &[]);
+    let took = started.elapsed();
+    // Every run of this fault ends the same way: temporary, exit 5.
+    assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("2 still queued"), "{}", r.stdout);
+    assert!(
+        took < Duration::from_secs(120),
+        "a run's waits and timeouts are bounded: {took:?}"
+    );
+    assert!(server.conversations().is_empty());
+    assert!(cloud_states(&sb).iter().all(|s| s == "queued"));
+}
+
+#[test]
 fn no_key_says_how_to_provide_one() {
     let sb = Sandbox::new();
     synthetic_backlog(&sb.data(), 1);
