@@ -572,6 +572,44 @@ fn no_key_says_how_to_provide_one() {
 }
 
 #[test]
+fn login_checks_the_keys_scopes_and_refuses_one_that_cannot_write() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    config(&sb, "");
+    let server = ContractServer::start(ContractConfig {
+        read_only_keys: vec![OTHER_KEY.into()],
+        ..ContractConfig::default()
+    });
+    let mut child = sb
+        .cmd()
+        .args(["--api-url", &server.base_url(), "login"])
+        .env_remove("OMI_API_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{OTHER_KEY}").unwrap();
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 7, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("conversations:write") && r.stderr.contains("not stored"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(server.requests().len(), 1, "one key check");
+    assert!(
+        server.requests().iter().all(|q| q.path == "/v1/dev/key"),
+        "only the key check: {:?}",
+        server
+            .requests()
+            .iter()
+            .map(|q| &q.path)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn two_runs_cannot_push_at_once() {
     let sb = Sandbox::new();
     synthetic_backlog(&sb.data(), 1);
