@@ -323,12 +323,22 @@ fn assert_exactly_once_per_live_session(server: &ContractServer, expect: usize) 
 fn at_the_hourly_limit_work_waits_and_says_when() {
     let sb = Sandbox::new();
     synthetic_backlog(&sb.data(), 60);
-    // A 4-second "hour" on both sides, so the test sees the whole story.
-    config(&sb, "rate_window_secs = 4\n");
+    // An 8-second "hour" on both sides, so the test sees the whole story.
+    config(&sb, "rate_window_secs = 8\n");
     let server = ContractServer::start(ContractConfig {
-        window: Duration::from_secs(4),
+        window: Duration::from_secs(8),
         ..ContractConfig::default()
     });
+    // The windows are fixed (aligned to the epoch, as the cloud's are to the
+    // clock hour): start just after one begins, or a run that straddles two
+    // windows rightly sends more than one window's worth.
+    let window_ms = 8_000u128;
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % window_ms;
+    std::thread::sleep(Duration::from_millis((window_ms - into + 50) as u64));
     let r = push(&sb, &server, &[]);
     assert_eq!(
         r.code, 5,
