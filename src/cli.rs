@@ -126,6 +126,26 @@ pub struct PushArgs {
     /// pendant's clock was not set). Review them first: `omi-sync timeline`.
     #[arg(long)]
     pub allow_estimated_times: bool,
+
+    /// Send refused and locked conversations again (after fixing what the
+    /// cloud said, or unlocking them in the Omi app). Refusals that were not
+    /// the conversation's fault (a redirect, a proxy's 404) are re-queued
+    /// on their own.
+    #[arg(long)]
+    pub retry_rejected: bool,
+
+    /// Conversations already in the cloud whose segments vanished here (a
+    /// VAD re-run found no speech there, a capture was lost): keep their
+    /// cloud copies as they are and stop tracking them. Without this (or
+    /// --replace-vanished) they are held and nothing is sent for them.
+    #[arg(long, conflicts_with = "replace_vanished")]
+    pub forget_vanished: bool,
+
+    /// Conversations already in the cloud whose segments vanished here:
+    /// delete their cloud copies and push what the timeline has there now.
+    /// Check with --dry-run first.
+    #[arg(long)]
+    pub replace_vanished: bool,
 }
 
 /// When to colour output.

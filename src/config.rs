@@ -181,6 +181,12 @@ pub struct CloudConfig {
     /// Seconds a whole request may take (creating a conversation runs the
     /// cloud's processing before it answers).
     pub request_timeout_secs: u64,
+    /// Seconds after a `processing` answer before the cloud is asked whether
+    /// the conversation is completed.
+    pub confirm_check_secs: u64,
+    /// Seconds a conversation may stay `processing` before the same request
+    /// is sent again (the cloud drops such a claim after 15 minutes).
+    pub stale_claim_secs: u64,
 }
 
 impl Default for CloudConfig {
@@ -192,6 +198,8 @@ impl Default for CloudConfig {
             rate_window_secs: 3600,
             allow_estimated_times: false,
             request_timeout_secs: 180,
+            confirm_check_secs: 30,
+            stale_claim_secs: 16 * 60,
         }
     }
 }
@@ -877,6 +885,16 @@ const SETTINGS: &[Setting] = &[
         allowed: Allowed::Number(Interval::whole(1, 3_600, "seconds")),
         get: |c| Some(Value::Int(c.cloud.request_timeout_secs.into())),
     },
+    Setting {
+        key: "cloud.confirm_check_secs",
+        allowed: Allowed::Number(Interval::whole(1, 3_600, "seconds")),
+        get: |c| Some(Value::Int(c.cloud.confirm_check_secs.into())),
+    },
+    Setting {
+        key: "cloud.stale_claim_secs",
+        allowed: Allowed::Number(Interval::whole(1, 86_400, "seconds")),
+        get: |c| Some(Value::Int(c.cloud.stale_claim_secs.into())),
+    },
 ];
 
 /// What `key` allows, if it is a checked setting.
@@ -1020,6 +1038,40 @@ mod tests {
         };
         assert_eq!(p[0].key, "stt.engine");
         assert!(p[0].allowed.contains("whisper"), "{}", p[0].allowed);
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused_with_key_value_and_what_is_allowed() {
+        for (text, needle) in [
+            (
+                "[cloud]\npushes_per_hour = 0\n",
+                "cloud.pushes_per_hour = 0; allowed: a whole number from 1",
+            ),
+            (
+                "[cloud]\nrate_window_secs = 0\n",
+                "cloud.rate_window_secs = 0; allowed: a whole number of seconds from 1",
+            ),
+            (
+                "[cloud]\nrequest_timeout_secs = 0\n",
+                "cloud.request_timeout_secs = 0; allowed: a whole number of seconds from 1",
+            ),
+            (
+                "[stt]\nworkers = 0\n",
+                "stt.workers = 0; allowed: a whole number from 1",
+            ),
+            (
+                "[cloud]\nconfirm_check_secs = 0\n",
+                "cloud.confirm_check_secs = 0; allowed: a whole number of seconds from 1",
+            ),
+            (
+                "[cloud]\nstale_claim_secs = 0\n",
+                "cloud.stale_claim_secs = 0; allowed: a whole number of seconds from 1",
+            ),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        assert!(Config::parse("[cloud]\npushes_per_hour = 1\n[stt]\nworkers = 1\n").is_ok());
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod device;
 pub mod engine;
 pub mod exit;
 pub mod fsnode;
+pub mod http;
 pub mod notify;
 pub mod runlog;
 pub mod store;

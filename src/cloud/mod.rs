@@ -1,36 +1,41 @@
 //! The Omi cloud: the API client and everything a push needs around it.
 //!
 //! This module owns the cloud side of omi-sync (`omi-facts.md` §5): the
-//! developer API key ([`credentials`]), the request a conversation becomes
-//! ([`payload`]), the HTTP client and how it classifies what the server said
-//! ([`api`]), when to try again ([`retry`]) and how fast we may create
-//! conversations ([`ratelimit`]).
+//! developer API key ([`credentials`]), the base URL ([`url`]), the request
+//! a conversation becomes ([`payload`]), the HTTP client ([`api`]) and what
+//! the server's answers mean ([`answer`]), when to try again ([`retry`])
+//! and how many requests the hourly budget leaves ([`ratelimit`]).
 //!
 //! Nothing here touches the ledger: the pieces are plain values and pure
-//! functions over an explicit `now`, so the outbox (which persists what it
-//! needs in SQLite) can drive them, and tests can pin every decision.
+//! functions over an explicit `now`, so the push engine (which persists
+//! what it needs in the outbox) can drive them, and tests can pin every
+//! decision.
 //!
-//! How a push is meant to go:
+//! How a push goes (the engine's loop, `engine::push`):
 //!
 //! ```text
 //! PushConversation ─payload::build─▶ BuiltPayload (request + client_session_id)
 //!        │
 //!        ▼  ratelimit::KeyWindow::next_allowed_at(now) ≤ now ?
-//! api::OmiClient::create_conversation ─▶ PushOutcome
+//! api::OmiClient::create ─▶ Reply<PushOutcome> (+ X-RateLimit-*)
 //!        │
 //!        ▼
-//! retry::next_step(policy, outcome, attempt, now, rng) ─▶ Done / RetryAt / GiveUp / MarkRejected / NeedsCredentials
+//! retry::next_step ─▶ Done / Confirm (processing: GET later) / RetryAt / GiveUp / …
 //! ```
 //!
 //! Exactly-once rests on the server's idempotency: every push of the same
 //! conversation carries the same `client_session_id`, so a retry after a
-//! timeout or a lost response returns the conversation that already exists.
+//! timeout or a lost response returns the conversation that already exists;
+//! and a conversation counts as pushed only once the cloud reports it
+//! `completed`, since a failed processing deletes it again.
 
+pub mod answer;
 pub mod api;
 pub mod credentials;
 pub mod payload;
 pub mod ratelimit;
 pub mod retry;
+pub mod url;
 
 pub use api::{ClientConfig, OmiClient, PushOutcome};
 pub use credentials::{ApiKey, KeyFingerprint, Redacted};

@@ -75,8 +75,6 @@ pub struct PushConversation {
     pub pieces: Vec<Piece>,
     /// Language code, e.g. `en`.
     pub language: String,
-    /// The capture device, sent as `client_device_id`.
-    pub device_id: Option<String>,
 }
 
 /// Knobs for [`build`]; the defaults are the cloud's rules.
@@ -88,6 +86,10 @@ pub struct PayloadOptions {
     pub source: String,
     /// The `client_platform` value (default: this OS, e.g. `linux`).
     pub client_platform: String,
+    /// The `client_device_id` value: this install of omi-sync, as
+    /// [`client_device_id`] makes it (not the pendant: the cloud means the
+    /// capturing app install).
+    pub client_device_id: Option<String>,
 }
 
 impl Default for PayloadOptions {
@@ -96,8 +98,16 @@ impl Default for PayloadOptions {
             max_segments: MAX_SEGMENTS,
             source: SOURCE_SDCARD.to_string(),
             client_platform: std::env::consts::OS.to_string(),
+            client_device_id: None,
         }
     }
+}
+
+/// The `client_device_id` of an app install as upstream shapes it:
+/// `{platform}_{first 8 hex of sha256(install id)}`, e.g. `linux_1a2b3c4d`.
+pub fn client_device_id(platform: &str, install_id: &str) -> String {
+    let digest = Sha256::digest(install_id.as_bytes());
+    format!("{platform}_{}", hex::encode(&digest[..4]))
 }
 
 /// One element of `transcript_segments` on the wire.
@@ -133,7 +143,7 @@ pub struct CreateConversationRequest {
     pub source: String,
     /// Language code.
     pub language: String,
-    /// The capture device.
+    /// The app install that captured it (`{platform}_{8 hex}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_device_id: Option<String>,
     /// The platform omi-sync runs on.
@@ -154,8 +164,11 @@ impl SessionId {
 
     /// The id of a later generation of the same conversation (2, 3, …):
     /// used when the same segments must be pushed again after their earlier
-    /// copy was deleted from the cloud, since the cloud keeps answering a
-    /// used id with the conversation it first made. Generation 1 is `self`.
+    /// copy was deleted from the cloud. After a DELETE, newer backends keep a
+    /// tombstone of the conversation, and whether a later create with the
+    /// same session id is refused, re-created, or answered with the deleted
+    /// conversation is not settled (`omi-facts.md` §5), so a re-push after a
+    /// delete never reuses a session id. Generation 1 is `self`.
     pub fn generation(&self, generation: u32) -> SessionId {
         if generation <= 1 {
             self.clone()
@@ -171,6 +184,16 @@ impl SessionId {
         }
         let rest = self.0.strip_prefix(base.0.as_str())?.strip_prefix('.')?;
         rest.parse().ok().filter(|g| *g >= 2)
+    }
+
+    /// The first generation this id belongs to (itself when it is one).
+    pub fn base(&self) -> SessionId {
+        match self.0.rsplit_once('.') {
+            Some((base, g)) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => {
+                SessionId(base.to_string())
+            }
+            _ => self.clone(),
+        }
     }
 
     /// Wraps a stored id (from the ledger) without re-deriving it.
@@ -457,8 +480,8 @@ pub fn build_with(
         client_session_id: session_id.as_str().to_string(),
         source: opts.source.clone(),
         language: language.to_string(),
-        client_device_id: conv
-            .device_id
+        client_device_id: opts
+            .client_device_id
             .as_deref()
             .map(str::trim)
             .filter(|d| !d.is_empty())
@@ -589,7 +612,6 @@ mod tests {
             finished_at: UtcMillis(end.max(T0 + 1000)),
             pieces,
             language: "en".into(),
-            device_id: Some("omi-ABCD".into()),
         }
     }
 
@@ -608,7 +630,7 @@ mod tests {
         assert!(!segs[0].is_user);
         assert_eq!(b.request.started_at, "2024-05-29T16:26:40.000Z");
         assert_eq!(b.request.source, "sdcard");
-        assert_eq!(b.request.client_device_id.as_deref(), Some("omi-ABCD"));
+        assert_eq!(b.request.client_device_id, None);
         assert_eq!(b.request.client_session_id, b.session_id.as_str());
         assert!(b.notes.is_empty());
     }
@@ -693,6 +715,12 @@ mod tests {
         assert_eq!(session_id(&["a"]).unwrap().generation_of(&base), None);
         assert_eq!(SessionId(format!("{base}.x")).generation_of(&base), None);
         assert_eq!(SessionId(format!("{base}7")).generation_of(&base), None);
+        assert_eq!(g3.base(), base);
+        assert_eq!(base.base(), base);
+        assert_eq!(
+            SessionId(format!("{base}.x")).base(),
+            SessionId(format!("{base}.x"))
+        );
     }
 
     #[test]
@@ -827,6 +855,22 @@ mod tests {
     }
 
     #[test]
+    fn the_install_is_the_client_device_in_upstreams_shape() {
+        let id = client_device_id("linux", "install-1");
+        assert!(id.starts_with("linux_"), "{id}");
+        assert_eq!(id.len(), "linux_".len() + 8);
+        assert!(id["linux_".len()..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(id, client_device_id("linux", "install-1"), "stable");
+        assert_ne!(id, client_device_id("linux", "install-2"));
+        let opts = PayloadOptions {
+            client_device_id: Some(id.clone()),
+            ..PayloadOptions::default()
+        };
+        let b = build_with(&conv(vec![piece(0, 1000, "x", None)]), &opts).unwrap();
+        assert_eq!(b.request.client_device_id.as_deref(), Some(id.as_str()));
+    }
+
+    #[test]
     fn control_characters_are_removed() {
         let c = conv(vec![
             piece(0, 1000, "\u{1c}\u{1f}", None),
@@ -849,10 +893,10 @@ mod tests {
 
     #[test]
     fn device_and_platform_blank_are_omitted() {
-        let mut c = conv(vec![piece(0, 1000, "x", None)]);
-        c.device_id = Some("  ".into());
+        let c = conv(vec![piece(0, 1000, "x", None)]);
         let opts = PayloadOptions {
             client_platform: String::new(),
+            client_device_id: Some("  ".into()),
             ..PayloadOptions::default()
         };
         let b = build_with(&c, &opts).unwrap();

@@ -1,70 +1,33 @@
-//! When to try a push again, and when to stop.
+//! When to try a request again, and when to stop.
 //!
 //! [`next_step`] is a pure function of the policy, what the server said (a
-//! [`PushOutcome`]), how many attempts were made, the time and a source of
-//! jitter: the outbox persists the attempt count and the time it returns, and
-//! tests pin both the clock and the randomness.
+//! [`PushOutcome`]; other calls' errors convert to one), how many attempts
+//! were made, the time and a source of jitter: the outbox persists the
+//! attempt count and the time it returns, and tests pin both the clock and
+//! the randomness.
 //!
-//! - `Created` → done.
+//! - `Created` and `completed` → done; `Created` but still `processing` →
+//!   confirm later (the cloud deletes a conversation whose processing fails).
 //! - `Temporary` (5xx, timeouts, resets) → exponential backoff with full
 //!   jitter (a uniform wait between 0 and `min(cap, base · 2^(attempt-1))`),
-//!   until `max_attempts`; then give up (the conversation waits for a person or
-//!   a later run).
-//! - `InFlight` (409: the same conversation is being created by a concurrent
-//!   request) → check again later, at least `in_flight_delay` from now: the
-//!   retry carries the same `client_session_id` and returns the conversation.
-//! - `RateLimited` (429) → at the time `Retry-After` gives (delta-seconds or an
-//!   HTTP-date), capped at `max_retry_after`, else after `rate_limited_fallback`.
-//!   Never gives up: being rate limited is not the conversation's fault.
+//!   until `max_attempts`; then give up for this run.
+//! - `InFlight` (409: a concurrent request is creating the same
+//!   conversation) → check again, at least `in_flight_delay` later.
+//! - `RateLimited` (429, or 503 with `Retry-After`) → at the time
+//!   `Retry-After` gives, capped at `max_retry_after`, else after
+//!   `rate_limited_fallback`. Never gives up: waiting is not a failure.
 //! - `Rejected` (4xx validation) → mark rejected with the server's message.
-//! - `Unauthorized` (401/403) → stop pushing with this key until the person
-//!   fixes it.
+//! - `Locked` (402) → a person must resolve it in the cloud; not retried.
+//! - `Unauthorized` (401/403) → stop pushing with this key.
+//! - `WrongEndpoint` (a redirect, 404/405 on create) → stop: the URL or
+//!   the API is wrong, not the conversation.
 
 use std::time::Duration;
 
-use crate::clock::UtcMillis;
-use crate::cloud::api::PushOutcome;
-
-/// What a `Retry-After` header said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryAfter {
-    /// delta-seconds: wait this long from when the answer came.
-    Delay(Duration),
-    /// An HTTP-date: wait until then.
-    At(UtcMillis),
-}
-
-impl RetryAfter {
-    /// Parses a `Retry-After` value: delta-seconds (`120`) or an HTTP-date
-    /// (`Wed, 21 Oct 2015 07:28:00 GMT`, also the obsolete RFC 850 and asctime
-    /// forms). Anything else is `None`.
-    pub fn parse(value: &str) -> Option<Self> {
-        let value = value.trim();
-        if value.is_empty() {
-            return None;
-        }
-        if value.bytes().all(|b| b.is_ascii_digit()) {
-            return value
-                .parse::<u64>()
-                .ok()
-                .map(|s| RetryAfter::Delay(Duration::from_secs(s)));
-        }
-        let t = httpdate::parse_http_date(value).ok()?;
-        let ms = match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_millis()).ok()?,
-            Err(e) => -i64::try_from(e.duration().as_millis()).ok()?,
-        };
-        Some(RetryAfter::At(UtcMillis(ms)))
-    }
-
-    /// The instant it names, counting a delay from `now`.
-    pub fn resolve(&self, now: UtcMillis) -> UtcMillis {
-        match *self {
-            RetryAfter::Delay(d) => now.plus_ms(duration_ms(d)),
-            RetryAfter::At(t) => t,
-        }
-    }
-}
+use crate::cancel::Cancel;
+use crate::clock::{Clock, UtcMillis};
+use crate::cloud::answer::PushOutcome;
+use crate::http::RetryAfter;
 
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -76,45 +39,15 @@ pub trait Jitter {
     fn unit(&mut self) -> f64;
 }
 
+impl Jitter for fastrand::Rng {
+    fn unit(&mut self) -> f64 {
+        self.f64()
+    }
+}
+
 impl<F: FnMut() -> f64> Jitter for F {
     fn unit(&mut self) -> f64 {
         self().clamp(0.0, 1.0 - f64::EPSILON)
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64): plenty for jitter.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator with this seed (tests).
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// A generator seeded from the clock and the process id, so that two
-    /// omi-sync processes pushing with one key do not retry in lockstep.
-    pub fn from_entropy() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        SplitMix64(nanos ^ (u64::from(std::process::id()) << 32))
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-impl Jitter for SplitMix64 {
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -148,19 +81,40 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Why a retry waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryWait {
+    /// Backing off after a temporary failure of this attempt.
+    Backoff {
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+    },
+    /// The server asked (429 or 503 with `Retry-After`).
+    ServerAsked {
+        /// Its status.
+        status: u16,
+    },
+    /// Another request is creating the same conversation (409).
+    InFlight,
+}
+
 /// What to do after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextStep {
-    /// The conversation exists in the cloud: record its id.
+    /// The cloud has the conversation, completed: record its id.
     Done,
+    /// The cloud has it but is still processing it: confirm later.
+    Confirm,
     /// Try again at `at` (not before).
     RetryAt {
         /// The earliest time for the next attempt.
         at: UtcMillis,
         /// Why, for logs and the UI.
         reason: String,
+        /// What kind of wait it is.
+        wait: RetryWait,
     },
-    /// Temporary failures went on for `max_attempts`: stop and tell the person.
+    /// Temporary failures went on for `max_attempts`: stop trying in this run.
     GiveUp {
         /// The last failure.
         reason: String,
@@ -172,26 +126,58 @@ pub enum NextStep {
         /// The server's message.
         message: String,
     },
-    /// The key is wrong or lacks permission: stop all pushes with this key.
-    NeedsCredentials {
+    /// The conversation is locked in the cloud: a person must resolve it.
+    Locked {
         /// The server's message.
         message: String,
     },
+    /// The key is wrong or lacks permission: stop all pushes with this key.
+    NeedsCredentials {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+        /// The scope the server said is missing, if it named one.
+        scope: Option<String>,
+    },
+    /// The route is gone or the URL points elsewhere: stop all pushes.
+    WrongEndpoint {
+        /// The HTTP status.
+        status: u16,
+        /// What the server said.
+        message: String,
+    },
+    /// The job was cancelled while the request was out.
+    Stopped,
 }
 
 /// The backoff ceiling after `attempt` failed attempts (1-based):
 /// `min(max_delay, base_delay · 2^(attempt-1))`.
 pub fn backoff_ceiling(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let exp = attempt.saturating_sub(1).min(32);
+    let exp = attempt.saturating_sub(1).min(31);
     policy
         .base_delay
-        .saturating_mul(1u32 << exp.min(31))
+        .saturating_mul(1u32 << exp)
         .min(policy.max_delay)
 }
 
 /// A full-jitter backoff: uniform in `[0, ceiling)`.
 pub fn backoff(policy: &RetryPolicy, attempt: u32, rng: &mut dyn Jitter) -> Duration {
     backoff_ceiling(policy, attempt).mul_f64(rng.unit())
+}
+
+/// When a server's wait ends: `Retry-After` from `now`, capped; without
+/// one, the fallback.
+pub fn server_wait_until(
+    policy: &RetryPolicy,
+    retry_after: Option<RetryAfter>,
+    now: UtcMillis,
+) -> UtcMillis {
+    let cap = now.plus_ms(duration_ms(policy.max_retry_after));
+    match retry_after {
+        Some(ra) => ra.resolve(now).clamp(now, cap),
+        None => now.plus_ms(duration_ms(policy.rate_limited_fallback)),
+    }
 }
 
 /// Decides what follows `outcome`, the result of attempt number `attempt`
@@ -204,28 +190,42 @@ pub fn next_step(
     rng: &mut dyn Jitter,
 ) -> NextStep {
     match outcome {
-        PushOutcome::Created { .. } => NextStep::Done,
+        PushOutcome::Created { .. } if outcome.is_completed() => NextStep::Done,
+        PushOutcome::Created { .. } => NextStep::Confirm,
         PushOutcome::Rejected { status, message } => NextStep::MarkRejected {
             status: *status,
             message: message.clone(),
         },
-        PushOutcome::Unauthorized { status, message } => NextStep::NeedsCredentials {
-            message: format!("HTTP {status}: {message}"),
+        PushOutcome::Locked { message } => NextStep::Locked {
+            message: message.clone(),
         },
-        PushOutcome::RateLimited { retry_after } => {
-            let cap = now.plus_ms(duration_ms(policy.max_retry_after));
-            let at = match retry_after {
-                Some(ra) => ra.resolve(now).clamp(now, cap),
-                None => now.plus_ms(duration_ms(policy.rate_limited_fallback)),
-            };
+        PushOutcome::Unauthorized {
+            status,
+            message,
+            scope,
+        } => NextStep::NeedsCredentials {
+            status: *status,
+            message: message.clone(),
+            scope: scope.clone(),
+        },
+        PushOutcome::WrongEndpoint { status, message } => NextStep::WrongEndpoint {
+            status: *status,
+            message: message.clone(),
+        },
+        PushOutcome::Cancelled => NextStep::Stopped,
+        PushOutcome::RateLimited {
+            status,
+            retry_after,
+        } => {
             // A little spread so two processes on one key do not collide.
             let spread = duration_ms(policy.base_delay.mul_f64(rng.unit()));
             NextStep::RetryAt {
-                at: at.plus_ms(spread),
+                at: server_wait_until(policy, *retry_after, now).plus_ms(spread),
                 reason: match retry_after {
-                    Some(_) => "rate limited by the server (Retry-After)".to_string(),
-                    None => "rate limited by the server (no Retry-After)".to_string(),
+                    Some(_) => format!("the cloud asked to wait (HTTP {status}, Retry-After)"),
+                    None => format!("the cloud asked to wait (HTTP {status}, no Retry-After)"),
                 },
+                wait: RetryWait::ServerAsked { status: *status },
             }
         }
         PushOutcome::InFlight => {
@@ -242,6 +242,7 @@ pub fn next_step(
                 at: now.plus_ms(duration_ms(wait)),
                 reason: "a concurrent request is creating this conversation (409); checking again"
                     .to_string(),
+                wait: RetryWait::InFlight,
             }
         }
         PushOutcome::Temporary { reason } => {
@@ -253,6 +254,7 @@ pub fn next_step(
             NextStep::RetryAt {
                 at: now.plus_ms(duration_ms(backoff(policy, attempt, rng))),
                 reason: reason.clone(),
+                wait: RetryWait::Backoff { attempt },
             }
         }
     }
@@ -270,16 +272,17 @@ pub struct RunReport {
     pub step: NextStep,
 }
 
-/// Runs `attempt` (given the 1-based attempt number) until [`next_step`] says
-/// anything but "retry", sleeping in between with `sleep` and reading time
-/// from `clock`. Stops early, returning the pending `RetryAt`, if the next
-/// attempt would be after `deadline`. For one-shot pushes and tests; the
-/// outbox persists the schedule instead of sleeping.
+/// Runs `attempt` (given the 1-based attempt number) until [`next_step`]
+/// says anything but "retry", sleeping in between on `clock` (which a
+/// `cancel` wakes: then the pending step comes back). Stops early,
+/// returning the pending `RetryAt`, if the next attempt would be after
+/// `deadline`. For one-shot pushes and tests; the push engine keeps the
+/// schedule in the outbox instead.
 pub fn run_blocking(
     policy: &RetryPolicy,
     rng: &mut dyn Jitter,
-    clock: &mut dyn FnMut() -> UtcMillis,
-    sleep: &mut dyn FnMut(Duration),
+    clock: &dyn Clock,
+    cancel: &Cancel,
     deadline: Option<UtcMillis>,
     attempt: &mut dyn FnMut(u32) -> PushOutcome,
 ) -> RunReport {
@@ -287,13 +290,10 @@ pub fn run_blocking(
     loop {
         n += 1;
         let outcome = attempt(n);
-        let now = clock();
-        let step = next_step(policy, &outcome, n, now, rng);
+        let step = next_step(policy, &outcome, n, clock.now(), rng);
         match &step {
-            NextStep::RetryAt { at, .. } if deadline.is_none_or(|d| *at <= d) => {
-                let wait = at.since(now).max(0) as u64;
-                sleep(Duration::from_millis(wait));
-            }
+            NextStep::RetryAt { at, .. }
+                if deadline.is_none_or(|d| *at <= d) && clock.sleep_until(*at, cancel).is_ok() => {}
             _ => {
                 return RunReport {
                     outcome,
@@ -308,6 +308,7 @@ pub fn run_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     const NOW: UtcMillis = UtcMillis(1_717_000_000_000);
 
@@ -317,47 +318,16 @@ mod tests {
         }
     }
 
-    fn fixed(v: f64) -> impl FnMut() -> f64 {
-        move || v
-    }
-
-    #[test]
-    fn parses_retry_after_forms() {
-        assert_eq!(
-            RetryAfter::parse(" 120 "),
-            Some(RetryAfter::Delay(Duration::from_secs(120)))
-        );
-        assert_eq!(
-            RetryAfter::parse("Wed, 29 May 2024 16:26:40 GMT"),
-            Some(RetryAfter::At(UtcMillis(1_717_000_000_000)))
-        );
-        // RFC 850 and asctime forms.
-        assert_eq!(
-            RetryAfter::parse("Wednesday, 29-May-24 16:26:40 GMT"),
-            Some(RetryAfter::At(UtcMillis(1_717_000_000_000)))
-        );
-        assert_eq!(
-            RetryAfter::parse("Wed May 29 16:26:40 2024"),
-            Some(RetryAfter::At(UtcMillis(1_717_000_000_000)))
-        );
-        for bad in [
-            "",
-            "-5",
-            "1.5",
-            "soon",
-            "99999999999999999999999",
-            "Wed, 32 May 2024",
-        ] {
-            assert_eq!(RetryAfter::parse(bad), None, "{bad}");
+    fn created(status: &str) -> PushOutcome {
+        PushOutcome::Created {
+            id: "c1".into(),
+            status: status.into(),
+            discarded: false,
         }
     }
 
-    #[test]
-    fn resolves_against_now() {
-        let d = RetryAfter::Delay(Duration::from_secs(3));
-        assert_eq!(d.resolve(NOW), NOW.plus_ms(3000));
-        let a = RetryAfter::At(UtcMillis(5));
-        assert_eq!(a.resolve(NOW), UtcMillis(5));
+    fn fixed(v: f64) -> impl FnMut() -> f64 {
+        move || v
     }
 
     #[test]
@@ -370,32 +340,24 @@ mod tests {
         assert_eq!(backoff_ceiling(&p, u32::MAX), p.max_delay);
         assert_eq!(backoff(&p, 3, &mut fixed(0.0)), Duration::ZERO);
         assert_eq!(backoff(&p, 3, &mut fixed(0.5)), Duration::from_secs(4));
-        let mut rng = SplitMix64::new(7);
-        for attempt in 1..30 {
-            let d = backoff(&p, attempt, &mut rng);
-            assert!(d < backoff_ceiling(&p, attempt));
+        let mut rng = fastrand::Rng::with_seed(7);
+        let waits: Vec<Duration> = (1..30).map(|a| backoff(&p, a, &mut rng)).collect();
+        for (i, d) in waits.iter().enumerate() {
+            assert!(*d < backoff_ceiling(&p, i as u32 + 1));
         }
-    }
-
-    #[test]
-    fn splitmix_is_uniformish_and_seeded() {
-        let mut a = SplitMix64::new(1);
-        let mut b = SplitMix64::new(1);
-        let xs: Vec<f64> = (0..1000).map(|_| a.unit()).collect();
-        let ys: Vec<f64> = (0..1000).map(|_| b.unit()).collect();
-        assert_eq!(xs, ys);
-        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
-        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-        assert!((0.4..0.6).contains(&mean), "{mean}");
+        let mut again = fastrand::Rng::with_seed(7);
+        let same: Vec<Duration> = (1..30).map(|a| backoff(&p, a, &mut again)).collect();
+        assert_eq!(waits, same, "a seeded generator repeats itself");
     }
 
     #[test]
     fn temporary_backs_off_then_gives_up() {
         let p = RetryPolicy::default();
         match next_step(&p, &temp(), 3, NOW, &mut fixed(0.5)) {
-            NextStep::RetryAt { at, reason } => {
+            NextStep::RetryAt { at, reason, wait } => {
                 assert_eq!(at, NOW.plus_ms(4000));
                 assert_eq!(reason, "HTTP 503");
+                assert_eq!(wait, RetryWait::Backoff { attempt: 3 });
             }
             other => panic!("{other:?}"),
         }
@@ -406,37 +368,42 @@ mod tests {
     }
 
     #[test]
-    fn rate_limited_honours_retry_after_and_never_gives_up() {
+    fn a_429_or_503_honours_retry_after_and_never_gives_up() {
         let p = RetryPolicy::default();
+        for status in [429, 503] {
+            let o = PushOutcome::RateLimited {
+                status,
+                retry_after: Some(RetryAfter::Delay(Duration::from_secs(600))),
+            };
+            let step = next_step(&p, &o, 1000, NOW, &mut fixed(0.0));
+            assert!(
+                matches!(step, NextStep::RetryAt { at, wait: RetryWait::ServerAsked { status: s }, .. } if at == NOW.plus_ms(600_000) && s == status),
+                "{step:?}"
+            );
+        }
         let o = PushOutcome::RateLimited {
-            retry_after: Some(RetryAfter::Delay(Duration::from_secs(600))),
-        };
-        let step = next_step(&p, &o, 1000, NOW, &mut fixed(0.0));
-        assert!(matches!(step, NextStep::RetryAt { at, .. } if at == NOW.plus_ms(600_000)));
-
-        let o = PushOutcome::RateLimited {
-            retry_after: Some(RetryAfter::At(NOW.plus_ms(90_000))),
-        };
-        let step = next_step(&p, &o, 1, NOW, &mut fixed(0.0));
-        assert!(matches!(step, NextStep::RetryAt { at, .. } if at == NOW.plus_ms(90_000)));
-
-        // A date in the past means "now"; an absurd one is capped.
-        let o = PushOutcome::RateLimited {
+            status: 429,
             retry_after: Some(RetryAfter::At(UtcMillis(0))),
         };
-        let step = next_step(&p, &o, 1, NOW, &mut fixed(0.0));
-        assert!(matches!(step, NextStep::RetryAt { at, .. } if at == NOW));
+        assert!(
+            matches!(next_step(&p, &o, 1, NOW, &mut fixed(0.0)), NextStep::RetryAt { at, .. } if at == NOW)
+        );
         let o = PushOutcome::RateLimited {
+            status: 429,
             retry_after: Some(RetryAfter::Delay(Duration::from_secs(86_400 * 30))),
         };
-        let step = next_step(&p, &o, 1, NOW, &mut fixed(0.0));
-        let cap = NOW.plus_ms(p.max_retry_after.as_millis() as i64);
-        assert!(matches!(step, NextStep::RetryAt { at, .. } if at == cap));
-
-        let o = PushOutcome::RateLimited { retry_after: None };
-        let step = next_step(&p, &o, 1, NOW, &mut fixed(0.0));
-        let fb = NOW.plus_ms(p.rate_limited_fallback.as_millis() as i64);
-        assert!(matches!(step, NextStep::RetryAt { at, .. } if at == fb));
+        let cap = NOW.plus_ms(duration_ms(p.max_retry_after));
+        assert!(
+            matches!(next_step(&p, &o, 1, NOW, &mut fixed(0.0)), NextStep::RetryAt { at, .. } if at == cap)
+        );
+        let o = PushOutcome::RateLimited {
+            status: 429,
+            retry_after: None,
+        };
+        let fb = NOW.plus_ms(duration_ms(p.rate_limited_fallback));
+        assert!(
+            matches!(next_step(&p, &o, 1, NOW, &mut fixed(0.0)), NextStep::RetryAt { at, .. } if at == fb)
+        );
     }
 
     #[test]
@@ -458,81 +425,99 @@ mod tests {
     fn final_outcomes() {
         let p = RetryPolicy::default();
         let mut r = fixed(0.3);
-        let created = PushOutcome::Created {
-            id: "c1".into(),
-            status: "completed".into(),
-            discarded: false,
-        };
-        assert_eq!(next_step(&p, &created, 1, NOW, &mut r), NextStep::Done);
+        assert_eq!(
+            next_step(&p, &created("completed"), 1, NOW, &mut r),
+            NextStep::Done
+        );
+        assert_eq!(
+            next_step(&p, &created("processing"), 1, NOW, &mut r),
+            NextStep::Confirm
+        );
         let rej = PushOutcome::Rejected {
             status: 422,
             message: "Segment 3: text cannot be empty".into(),
         };
-        assert_eq!(
+        assert!(matches!(
             next_step(&p, &rej, 1, NOW, &mut r),
-            NextStep::MarkRejected {
-                status: 422,
-                message: "Segment 3: text cannot be empty".into()
-            }
-        );
+            NextStep::MarkRejected { status: 422, .. }
+        ));
+        let locked = PushOutcome::Locked {
+            message: "locked".into(),
+        };
+        assert!(matches!(
+            next_step(&p, &locked, 1, NOW, &mut r),
+            NextStep::Locked { .. }
+        ));
         let un = PushOutcome::Unauthorized {
-            status: 401,
-            message: "Invalid API key".into(),
+            status: 403,
+            message: "Insufficient permissions".into(),
+            scope: Some("conversations:write".into()),
         };
         assert!(matches!(
             next_step(&p, &un, 1, NOW, &mut r),
-            NextStep::NeedsCredentials { message } if message.contains("401")
+            NextStep::NeedsCredentials {
+                status: 403,
+                scope: Some(_),
+                ..
+            }
         ));
+        let gone = PushOutcome::WrongEndpoint {
+            status: 404,
+            message: "Not Found".into(),
+        };
+        assert!(matches!(
+            next_step(&p, &gone, 1, NOW, &mut r),
+            NextStep::WrongEndpoint { status: 404, .. }
+        ));
+        assert_eq!(
+            next_step(&p, &PushOutcome::Cancelled, 1, NOW, &mut r),
+            NextStep::Stopped
+        );
     }
 
     #[test]
-    fn run_blocking_retries_until_done_with_injected_time() {
+    fn run_blocking_retries_on_the_clock_until_done() {
         let p = RetryPolicy::default();
-        let now = std::cell::Cell::new(NOW);
-        let slept = std::cell::RefCell::new(Vec::new());
-        let mut outcomes = vec![
-            temp(),
-            PushOutcome::InFlight,
-            PushOutcome::Created {
-                id: "c1".into(),
-                status: "completed".into(),
-                discarded: false,
-            },
-        ]
-        .into_iter();
+        let clock = ManualClock::new(NOW);
+        let mut outcomes = vec![temp(), PushOutcome::InFlight, created("completed")].into_iter();
         let report = run_blocking(
             &p,
             &mut fixed(0.5),
-            &mut || now.get(),
-            &mut |d| {
-                slept.borrow_mut().push(d);
-                now.set(now.get().plus_ms(d.as_millis() as i64));
-            },
+            &clock,
+            &Cancel::new(),
             None,
             &mut |_| outcomes.next().unwrap(),
         );
         assert_eq!(report.attempts, 3);
         assert_eq!(report.step, NextStep::Done);
-        assert_eq!(
-            *slept.borrow(),
-            vec![Duration::from_secs(1), Duration::from_secs(30)]
-        );
+        assert_eq!(clock.sleeps(), vec![NOW.plus_ms(1000), NOW.plus_ms(31_000)]);
     }
 
     #[test]
-    fn run_blocking_stops_at_the_deadline() {
+    fn run_blocking_stops_at_the_deadline_and_on_a_cancel() {
         let p = RetryPolicy::default();
+        let clock = ManualClock::new(NOW);
+        let limited = || PushOutcome::RateLimited {
+            status: 429,
+            retry_after: Some(RetryAfter::Delay(Duration::from_secs(60))),
+        };
         let report = run_blocking(
             &p,
             &mut fixed(0.0),
-            &mut || NOW,
-            &mut |_| panic!("must not sleep"),
+            &clock,
+            &Cancel::new(),
             Some(NOW.plus_ms(1000)),
-            &mut |_| PushOutcome::RateLimited {
-                retry_after: Some(RetryAfter::Delay(Duration::from_secs(60))),
-            },
+            &mut |_| limited(),
         );
         assert_eq!(report.attempts, 1);
         assert!(matches!(report.step, NextStep::RetryAt { .. }));
+        assert!(clock.sleeps().is_empty());
+
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let report = run_blocking(&p, &mut fixed(0.0), &clock, &cancel, None, &mut |_| {
+            limited()
+        });
+        assert_eq!(report.attempts, 1, "a cancelled sleep ends the run");
     }
 }

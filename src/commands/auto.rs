@@ -71,7 +71,7 @@ fn job(
             anstream::println!(
                 "{} {}",
                 paint(GOOD, "push:"),
-                push_cmd::summary(r, stage.held())
+                push_cmd::summary(r, stage, crate::clock::UtcMillis::now())
             );
         }
     }

@@ -139,9 +139,16 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
         )));
     }
     let p = &cli.push;
-    if !cli.auto && (p.dry_run || p.wait || p.allow_estimated_times) {
+    if !cli.auto
+        && (p.dry_run
+            || p.wait
+            || p.allow_estimated_times
+            || p.retry_rejected
+            || p.forget_vanished
+            || p.replace_vanished)
+    {
         return Err(Failure::usage(anyhow::anyhow!(
-            "--dry-run, --wait and --allow-estimated-times go with --auto, or after `push` (omi-sync push --dry-run)"
+            "--dry-run, --wait, --allow-estimated-times, --retry-rejected, --forget-vanished and --replace-vanished go with --auto, or after `push` (omi-sync push --dry-run)"
         )));
     }
     if cli.auto {

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::engine::push::stage::{self as push_stage, PushRequest};
-use crate::engine::push::{self, CloudStatus, ConversationStatus};
+use crate::engine::push::{self, CloudStatus, ConversationStatus, Vanished};
 use crate::exit::{CommandResult, ExitCode};
 use crate::term::say::{self, clock_time, wall};
 use crate::term::{BOLD, DIM, WARN, duration, paint};
@@ -15,6 +15,10 @@ use crate::timeline::{Conversation, Domain, Segment, SegmentStatus, Timeline};
 pub struct TimelineJson {
     /// Conversations in time order.
     pub conversations: Vec<ConversationJson>,
+    /// Conversations that may be in the cloud and whose segments vanished
+    /// from the ledger (not by an edit): held until a person decides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vanished: Vec<Vanished>,
 }
 
 /// One conversation in `timeline --json`.
@@ -30,8 +34,8 @@ pub struct ConversationJson {
     pub clock: &'static str,
     /// The recording device.
     pub device: String,
-    /// Where it stands with the Omi cloud (`held`, `new`, `queued`, `pushed`,
-    /// `rejected`, with details).
+    /// Where it stands with the Omi cloud (`held`, `new`, `queued`,
+    /// `confirming`, `pushed`, `rejected`, `locked`, with details).
     pub cloud: Option<CloudStatus>,
     /// Its segments in time order.
     pub segments: Vec<SegmentJson>,
@@ -87,6 +91,7 @@ impl TimelineJson {
                         .collect(),
                 })
                 .collect(),
+            vanished: Vec::new(),
         }
     }
 }
@@ -95,16 +100,17 @@ impl TimelineJson {
 pub fn run(ctx: &Context) -> CommandResult {
     let ledger = ctx.ledger()?;
     let timeline = ctx.ws.timeline(&ledger)?;
-    let cloud = push::plan(
+    let plan = push::plan(
         &ledger,
         &timeline,
         &push_stage::options(&ctx.ws, &PushRequest::default()),
-    )?
-    .conversations;
+    )?;
+    let cloud = plan.conversations;
     if ctx.out.json {
-        ctx.out
-            .print_json(&TimelineJson::with_cloud(&timeline, &cloud));
-    } else if timeline.conversations.is_empty() {
+        let mut json = TimelineJson::with_cloud(&timeline, &cloud);
+        json.vanished = plan.vanished;
+        ctx.out.print_json(&json);
+    } else if timeline.conversations.is_empty() && plan.vanished.is_empty() {
         anstream::println!("No conversations yet. Import some audio first: omi-sync import PATH");
         return Ok(ExitCode::NothingToDo);
     } else {
@@ -115,6 +121,14 @@ pub fn run(ctx: &Context) -> CommandResult {
                     .iter()
                     .find(|s| s.conversation == c.id)
                     .map(|s| &s.status),
+            );
+        }
+        for v in &plan.vanished {
+            anstream::println!(
+                "{} {}  {}",
+                paint(WARN, "Vanished conversation"),
+                paint(BOLD, &v.conversation),
+                super::push::vanished_line(v)
             );
         }
         anstream::println!(
@@ -147,10 +161,22 @@ fn cloud_line(status: &CloudStatus) -> String {
             Some(t) => format!("queued for the cloud, next attempt at {t}"),
             None => "queued for the cloud".to_string(),
         },
+        CloudStatus::Confirming { cloud_id, .. } => format!(
+            "sent to the Omi cloud as {cloud_id}, being confirmed (the cloud is still processing it)"
+        ),
         CloudStatus::Pushed { cloud_id, .. } => format!("in the Omi cloud as {cloud_id}"),
-        CloudStatus::Rejected { message, .. } => {
-            paint(WARN, format!("refused by the cloud: {message}"))
-        }
+        CloudStatus::Rejected { message, .. } => paint(
+            WARN,
+            format!(
+                "refused by the cloud: {message} (omi-sync push --retry-rejected sends it again)"
+            ),
+        ),
+        CloudStatus::Locked { message, .. } => paint(
+            WARN,
+            format!(
+                "locked in the Omi cloud ({message}): unlock it in the Omi app, then omi-sync push --retry-rejected"
+            ),
+        ),
     }
 }
 

@@ -33,7 +33,6 @@ use super::transcribe::{TranscribeError, TranscribeReport, transcribe};
 use super::workspace::Workspace;
 use crate::cancel::Cancel;
 use crate::clock::{Clock, SystemClock};
-use crate::cloud::credentials::CredentialError;
 use crate::device::link::Connector;
 use crate::store::{LockError, Section, StoreError};
 use crate::stt::SttError;
@@ -194,16 +193,14 @@ impl JobError {
             JobError::Pendant(_) | JobError::Setup(_) => ErrorClass::NeedsPerson,
             JobError::Status { .. } => ErrorClass::Temporary,
             JobError::Transcribe(TranscribeError::Engine(_)) => ErrorClass::NeedsPerson,
-            JobError::Push(PushError::Credentials(_)) => ErrorClass::NeedsPerson,
-            JobError::Push(PushError::Client { .. }) => ErrorClass::Usage,
+            JobError::Push(e) => e.class(),
             JobError::Image(e) if e.is_usage() => ErrorClass::Usage,
             JobError::Image(ImageStop::Image(_)) => ErrorClass::Failed,
             JobError::Model(ModelError::Download { .. }) => ErrorClass::Temporary,
             JobError::Model(ModelError::Unknown { .. }) => ErrorClass::Usage,
             JobError::Model(ModelError::Cancelled) => ErrorClass::Failed,
             JobError::Model(_) => ErrorClass::NeedsPerson,
-            JobError::Lock(LockError::Busy { .. })
-            | JobError::Push(PushError::Busy(LockError::Busy { .. })) => ErrorClass::Temporary,
+            JobError::Lock(LockError::Busy { .. }) => ErrorClass::Temporary,
             JobError::Store(StoreError::LedgerLost { .. }) => ErrorClass::NeedsPerson,
             other => classify(other),
         }
@@ -228,15 +225,10 @@ impl JobError {
                     scope: None,
                 })
             }
-            JobError::Push(PushError::Credentials(CredentialError::Missing { .. })) => {
-                Some(Remedy::ProvideKey {
-                    service: KeyService::Omi,
-                })
+            JobError::Push(e @ (PushError::Store(_) | PushError::Busy(LockError::Io { .. }))) => {
+                storage_remedy(e, ws)
             }
-            JobError::Push(PushError::Credentials(_)) => Some(Remedy::CheckKey {
-                service: KeyService::Omi,
-                scope: None,
-            }),
+            JobError::Push(e) => e.remedy(),
             JobError::Pendant(PendantError::Bluetooth(e)) if e.is_temporary() => {
                 Some(Remedy::ReachPendant)
             }
@@ -245,12 +237,9 @@ impl JobError {
                 data_dir: ws.data_dir.clone(),
             }),
             JobError::Status { .. } => Some(Remedy::ReachPendant),
-            JobError::Lock(LockError::Busy { holder, .. })
-            | JobError::Push(PushError::Busy(LockError::Busy { holder, .. })) => {
-                Some(Remedy::WaitForOtherRun {
-                    holder: holder.clone(),
-                })
-            }
+            JobError::Lock(LockError::Busy { holder, .. }) => Some(Remedy::WaitForOtherRun {
+                holder: holder.clone(),
+            }),
             other => storage_remedy(other, ws),
         }
     }

@@ -167,6 +167,51 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE captures ADD COLUMN audio_freed_at_ms INTEGER;
     ALTER TABLE captures ADD COLUMN free_error TEXT;
     "#,
+    // 7: the outbox as the real API needs it (`store::outbox`): `confirming`
+    // (sent, the cloud said `processing`: counted as pushed only once it
+    // reports `completed`), `locked` (the cloud refused with 402: a person
+    // resolves it) and `forgotten` (its segments vanished and a person chose
+    // to keep the cloud copy and stop tracking it); the HTTP status of the
+    // last refusal (so refusals that were not the conversation's fault can be
+    // re-queued), when confirmation began, and why a row is held for a person
+    // (`vanished`). SQLite cannot change a CHECK constraint, so the table is
+    // rebuilt; a refusal's status is read back from its stored message.
+    r#"
+    CREATE TABLE outbox_v7 (
+        session_id       TEXT    PRIMARY KEY,
+        conversation     TEXT    NOT NULL,
+        device           TEXT    NOT NULL,
+        members          TEXT    NOT NULL,
+        started_at_ms    INTEGER NOT NULL,
+        finished_at_ms   INTEGER NOT NULL,
+        segments         INTEGER NOT NULL,
+        request          TEXT    NOT NULL,
+        state            TEXT    NOT NULL CHECK (state IN
+                         ('pending', 'sending', 'confirming', 'pushed', 'rejected', 'failed',
+                          'locked', 'superseded', 'delete_pending', 'deleted', 'forgotten')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        retry_at_ms      INTEGER,
+        cloud_id         TEXT,
+        last_error       TEXT,
+        last_status      INTEGER,
+        confirm_since_ms INTEGER,
+        held             TEXT    CHECK (held IS NULL OR held IN ('vanished')),
+        created_at_ms    INTEGER NOT NULL,
+        updated_at_ms    INTEGER NOT NULL
+    );
+    INSERT INTO outbox_v7 (session_id, conversation, device, members, started_at_ms,
+        finished_at_ms, segments, request, state, attempts, retry_at_ms, cloud_id, last_error,
+        last_status, created_at_ms, updated_at_ms)
+    SELECT session_id, conversation, device, members, started_at_ms, finished_at_ms, segments,
+        request, state, attempts, retry_at_ms, cloud_id, last_error,
+        CASE WHEN state = 'rejected' AND last_error GLOB 'HTTP [0-9][0-9][0-9]:*'
+             THEN CAST(substr(last_error, 6, 3) AS INTEGER) END,
+        created_at_ms, updated_at_ms
+    FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v7 RENAME TO outbox;
+    CREATE INDEX outbox_by_state ON outbox (state, started_at_ms);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -242,6 +287,54 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v as usize, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn the_outbox_rebuild_keeps_rows_and_reads_back_refusal_statuses() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(6) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO outbox VALUES ('a','c','d','[]',1,2,1,'{}','rejected',1,NULL,NULL,
+                 'HTTP 301: the server redirected to https://x: check the API base URL',0,0);
+             INSERT INTO outbox VALUES ('b','c','d','[]',1,2,1,'{}','pushed',1,NULL,'cloud-b',NULL,0,0);
+             INSERT INTO outbox VALUES ('c','c','d','[]',1,2,1,'{}','rejected',1,NULL,NULL,
+                 'the queued request is unreadable',0,0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, String, Option<i64>, Option<String>)> = conn
+            .prepare(
+                "SELECT session_id, state, last_status, cloud_id FROM outbox ORDER BY session_id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("a".into(), "rejected".into(), Some(301), None),
+                ("b".into(), "pushed".into(), None, Some("cloud-b".into())),
+                ("c".into(), "rejected".into(), None, None),
+            ]
+        );
+        conn.execute(
+            "UPDATE outbox SET state = 'confirming', held = 'vanished' WHERE session_id = 'b'",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "UPDATE outbox SET state = 'bogus' WHERE session_id = 'b'",
+                []
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use claims::{CLAIM_TTL, Claim, WorkKind, new_holder};
 pub use edits::{EditAction, EditKind, EditState};
 pub use lock::{Holder, LockError, RunLock, Section, holders};
-pub use outbox::{NewPush, OutboxRow, OutboxState};
+pub use outbox::{HeldFor, NewPush, OutboxRow, OutboxState};
 pub use retention::AudioState;
 pub use ring::{RingBatch, RingSpan, RingStored};
 pub use segments::{NewSegment, SegmentRow, WordTiming};

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::http::{self, RetryPolicy};
+use super::http::{self, RetryPolicy, SharedClient};
 use super::{
     Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes,
 };
@@ -28,6 +28,8 @@ pub struct DeepgramConfig {
     pub diarize: bool,
     /// Retries and timeouts.
     pub retry: RetryPolicy,
+    /// The engine's HTTP client, shared by every worker.
+    client: SharedClient,
 }
 
 impl std::fmt::Debug for DeepgramConfig {
@@ -51,15 +53,18 @@ impl DeepgramConfig {
             model: "nova-3".into(),
             diarize: true,
             retry: RetryPolicy::default(),
+            client: SharedClient::default(),
         }
     }
 }
 
-/// A Deepgram engine (cheap to clone: one per worker).
+/// A Deepgram engine (cheap to clone: one per worker; the clones share one
+/// connection pool).
 #[derive(Clone)]
 pub struct DeepgramTranscriber {
     cfg: DeepgramConfig,
-    agent: ureq::Agent,
+    client: crate::http::Client,
+    cancel: crate::cancel::Cancel,
 }
 
 impl std::fmt::Debug for DeepgramTranscriber {
@@ -77,8 +82,18 @@ impl DeepgramTranscriber {
                 message: "no Deepgram API key given".into(),
             });
         }
-        let agent = http::agent(&cfg.retry);
-        Ok(DeepgramTranscriber { cfg, agent })
+        let client = cfg.client.get(ENGINE, &cfg.base_url, &cfg.retry)?;
+        Ok(DeepgramTranscriber {
+            cfg,
+            client,
+            cancel: crate::cancel::Cancel::new(),
+        })
+    }
+
+    /// The same engine, whose requests and waits end when `cancel` fires.
+    pub fn with_cancel(mut self, cancel: crate::cancel::Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     fn url(&self, opts: &TranscribeOptions) -> String {
@@ -273,16 +288,28 @@ impl Transcriber for DeepgramTranscriber {
         }
         let wav = super::wav::encode_pcm16(audio, SAMPLE_RATE);
         let url = self.url(opts);
-        let auth = format!("Token {}", self.cfg.api_key);
-        let body = http::send_with_retries(ENGINE, &self.cfg.retry, || {
-            self.agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("Content-Type", "audio/wav")
-                .send(&wav[..])
+        let auth = sensitive(&format!("Token {}", self.cfg.api_key))?;
+        let client = &self.client;
+        let body = http::send_with_retries(ENGINE, &self.cfg.retry, client, &self.cancel, || {
+            client
+                .request(crate::http::Method::POST, &url)
+                .header(reqwest::header::AUTHORIZATION, auth.clone())
+                .header(reqwest::header::CONTENT_TYPE, "audio/wav")
+                .body(wav.clone())
         })?;
         parse_response(&body)
     }
+}
+
+/// A header value the HTTP stack never shows (marked sensitive).
+pub(crate) fn sensitive(value: &str) -> Result<reqwest::header::HeaderValue, SttError> {
+    let mut v =
+        reqwest::header::HeaderValue::from_str(value).map_err(|_| SttError::BadRequest {
+            engine: ENGINE,
+            message: "the API key holds characters a header cannot carry".into(),
+        })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -116,8 +116,8 @@ impl Engine {
     }
 
     /// A transcriber for one worker (a Whisper worker gets its own decoder
-    /// state; HTTP workers their own connection pool) that stops its work
-    /// when `cancel` fires.
+    /// state; HTTP workers share the engine's connection pool) that stops its
+    /// work, its requests and its retry waits when `cancel` fires.
     pub fn worker(&self, cancel: &Cancel) -> Result<Box<dyn Transcriber>, SttError> {
         Ok(match self {
             Engine::Whisper { model, options } => Box::new(
@@ -125,8 +125,12 @@ impl Engine {
                     .transcriber(options.clone())?
                     .with_cancel(cancel.clone()),
             ),
-            Engine::Deepgram(cfg) => Box::new(DeepgramTranscriber::new(cfg.clone())?),
-            Engine::OpenAi(cfg) => Box::new(OpenAiTranscriber::new(cfg.clone())?),
+            Engine::Deepgram(cfg) => {
+                Box::new(DeepgramTranscriber::new(cfg.clone())?.with_cancel(cancel.clone()))
+            }
+            Engine::OpenAi(cfg) => {
+                Box::new(OpenAiTranscriber::new(cfg.clone())?.with_cancel(cancel.clone()))
+            }
         })
     }
 }

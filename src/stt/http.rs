@@ -1,10 +1,19 @@
-//! What the HTTP engines share: the agent, the retry loop (exponential
+//! What the HTTP speech engines share: one [`crate::http::Client`] per
+//! engine (clones of its settings share it), the retry loop (exponential
 //! backoff with full jitter on 5xx and network errors, `Retry-After` on
-//! 429), and turning statuses into classified [`SttError`]s.
+//! 429), waits a [`Cancel`] ends at once, and turning statuses into
+//! classified [`SttError`]s.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::SttError;
+use crate::cancel::Cancel;
+use crate::clock::UtcMillis;
+use crate::http::{self, Failure, RequestBuilder, RetryAfter};
+
+/// The largest answer body read.
+const BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// How an HTTP engine retries and times out.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,44 +56,41 @@ impl RetryPolicy {
     }
 }
 
-/// Builds the agent: statuses are answers, not errors; one global timeout.
-pub(crate) fn agent(policy: &RetryPolicy) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(policy.timeout))
-        .user_agent(concat!("omi-sync/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+/// One engine's HTTP client, made on first use and shared by every clone
+/// of the settings that hold it (so the workers of one engine share one
+/// connection pool). It is a cache: it never makes two settings differ.
+#[derive(Clone, Default)]
+pub struct SharedClient(Arc<OnceLock<Result<http::Client, String>>>);
+
+impl SharedClient {
+    /// The client for requests to `base_url` with `policy`'s timeout.
+    pub(crate) fn get(
+        &self,
+        engine: &'static str,
+        base_url: &str,
+        policy: &RetryPolicy,
+    ) -> Result<http::Client, SttError> {
+        self.0
+            .get_or_init(|| {
+                let mut settings = http::Settings::with_timeout(policy.timeout);
+                settings.no_proxy = http::is_loopback_url(base_url);
+                http::Client::new(settings).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|message| SttError::BadRequest { engine, message })
+    }
 }
 
-/// A server's answer, read whole.
-pub(crate) struct Answer {
-    pub status: u16,
-    pub retry_after: Option<Duration>,
-    pub body: String,
+impl PartialEq for SharedClient {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
-/// Parses `Retry-After`: delta seconds or an HTTP date.
-pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(s) = v.parse::<u64>() {
-        return Some(Duration::from_secs(s));
+impl std::fmt::Debug for SharedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedClient")
     }
-    if let Ok(s) = v.parse::<f64>()
-        && s.is_finite()
-        && s >= 0.0
-    {
-        return Some(Duration::from_secs_f64(s.min(1e9)));
-    }
-    let when =
-        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
-    let now = time::OffsetDateTime::now_utc();
-    let d = when - now;
-    Some(if d.is_positive() {
-        Duration::from_secs(d.whole_seconds() as u64)
-    } else {
-        Duration::ZERO
-    })
 }
 
 /// A short excerpt of a server message, safe for logs.
@@ -98,60 +104,47 @@ pub(crate) fn excerpt(body: &str) -> String {
     }
 }
 
-fn transport_error(engine: &'static str, e: ureq::Error) -> SttError {
-    use ureq::Error as E;
-    match e {
-        E::BadUri(_) | E::InvalidProxyUrl | E::RequireHttpsOnly(_) | E::Http(_) => {
-            SttError::BadRequest {
-                engine,
-                message: format!("bad URL or request: {e}"),
-            }
-        }
+fn failure_error(engine: &'static str, f: Failure) -> SttError {
+    match f {
+        Failure::Cancelled => SttError::Cancelled,
+        Failure::Request(message) => SttError::BadRequest {
+            engine,
+            message: format!("bad URL or request: {message}"),
+        },
         other => SttError::Temporary {
             engine,
-            message: format!("network: {other}"),
+            message: other.to_string(),
         },
     }
 }
 
-/// Sends with retries. `send` makes one attempt. Retries 5xx, 408 and
-/// network errors with full-jitter backoff; waits out 429 `Retry-After` up to
-/// the policy's limit; classifies what is left.
+/// Sends with retries. `request` builds one attempt. Retries 5xx, 408 and
+/// network errors with full-jitter backoff; waits out 429 `Retry-After` up
+/// to the policy's limit; classifies what is left. Every wait, and the wait
+/// for an answer, ends at once when `cancel` fires.
 pub(crate) fn send_with_retries(
     engine: &'static str,
     policy: &RetryPolicy,
-    mut send: impl FnMut() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    client: &http::Client,
+    cancel: &Cancel,
+    mut request: impl FnMut() -> RequestBuilder,
 ) -> Result<String, SttError> {
     let mut attempt = 0u32;
     loop {
-        let outcome = send()
-            .map_err(|e| transport_error(engine, e))
-            .and_then(|mut resp| {
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                let body = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(64 * 1024 * 1024)
-                    .read_to_string()
-                    .map_err(|e| SttError::Temporary {
-                        engine,
-                        message: format!("reading the answer: {e}"),
-                    })?;
-                Ok(Answer {
-                    status,
-                    retry_after,
-                    body,
-                })
-            });
-        let err = match outcome {
-            Ok(a) if (200..300).contains(&a.status) => return Ok(a.body),
-            Ok(a) => classify(engine, &a),
-            Err(e) => e,
+        let err = match client.send(request(), BODY_LIMIT, cancel) {
+            Ok(a) if a.is_success() && !a.truncated => return Ok(a.text()),
+            Ok(a) if a.is_success() => SttError::BadResponse {
+                engine,
+                message: format!("the answer is larger than {BODY_LIMIT} bytes"),
+            },
+            Ok(a) => {
+                let retry_after = a
+                    .header("retry-after")
+                    .and_then(RetryAfter::parse)
+                    .map(|r| r.wait_from(UtcMillis::now()));
+                classify(engine, a.status, retry_after, &a.text())
+            }
+            Err(f) => failure_error(engine, f),
         };
         let wait = match &err {
             SttError::RateLimited { retry_after, .. } => match retry_after {
@@ -166,19 +159,26 @@ pub(crate) fn send_with_retries(
             return Err(err);
         }
         tracing::warn!(engine, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
-        std::thread::sleep(wait);
+        if cancel.sleep(wait).is_err() {
+            return Err(SttError::Cancelled);
+        }
         attempt += 1;
     }
 }
 
 /// Turns a non-2xx answer into an error.
-pub(crate) fn classify(engine: &'static str, a: &Answer) -> SttError {
-    let message = format!("HTTP {}: {}", a.status, excerpt(&a.body));
-    match a.status {
+pub(crate) fn classify(
+    engine: &'static str,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> SttError {
+    let message = format!("HTTP {status}: {}", excerpt(body));
+    match status {
         401 | 403 => SttError::Auth { engine, message },
         429 => SttError::RateLimited {
             engine,
-            retry_after: a.retry_after,
+            retry_after,
             message,
         },
         408 | 500..=599 => SttError::Temporary { engine, message },
@@ -209,44 +209,51 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after(" 1.5 "),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert!(
-            parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT").unwrap()
-                > Duration::from_secs(1e9 as u64)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(parse_retry_after("-3"), None);
+    fn statuses_are_classified() {
+        let body = "x".repeat(1000);
+        let c = |status| classify("e", status, None, &body);
+        assert!(matches!(c(401), SttError::Auth { .. }));
+        assert!(matches!(c(429), SttError::RateLimited { .. }));
+        assert!(matches!(c(503), SttError::Temporary { .. }));
+        assert!(matches!(c(400), SttError::BadRequest { .. }));
+        assert!(c(500).to_string().len() < 400, "bodies are cut");
     }
 
     #[test]
-    fn statuses_are_classified() {
-        let a = |status| Answer {
-            status,
-            retry_after: None,
-            body: "x".repeat(1000),
+    fn clones_share_one_client() {
+        let shared = SharedClient::default();
+        let twin = shared.clone();
+        let p = RetryPolicy::default();
+        shared.get("e", "http://127.0.0.1:1", &p).unwrap();
+        assert!(twin.0.get().is_some(), "made once, seen by the clone");
+    }
+
+    #[test]
+    fn a_cancel_stops_the_retries_at_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/x");
+        let p = RetryPolicy {
+            max_retries: 100,
+            base_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(60),
+            ..Default::default()
         };
-        assert!(matches!(classify("e", &a(401)), SttError::Auth { .. }));
-        assert!(matches!(
-            classify("e", &a(429)),
-            SttError::RateLimited { .. }
-        ));
-        assert!(matches!(classify("e", &a(503)), SttError::Temporary { .. }));
-        assert!(matches!(
-            classify("e", &a(400)),
-            SttError::BadRequest { .. }
-        ));
-        assert!(
-            classify("e", &a(500)).to_string().len() < 400,
-            "bodies are cut"
-        );
+        let client = SharedClient::default().get("e", &url, &p).unwrap();
+        let cancel = Cancel::new();
+        let firing = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            firing.cancel();
+        });
+        let started = std::time::Instant::now();
+        let r = send_with_retries("e", &p, &client, &cancel, || {
+            client.request(http::Method::GET, &url)
+        });
+        assert!(matches!(r, Err(SttError::Cancelled)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -400,17 +400,19 @@ impl ModelStore {
         }
         let part = self.part_path(&info);
         let url = format!("{}/{}", self.base_url, info.file_name);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_global(Some(self.retry.timeout))
-            .user_agent(concat!("omi-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let client = crate::http::Client::new(crate::http::Settings {
+            connect_timeout: Duration::from_secs(30),
+            timeout: self.retry.timeout,
+            user_agent: crate::http::user_agent(),
+            no_proxy: crate::http::is_loopback_url(&url),
+        })
+        .map_err(|e| ModelError::Download {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
         let mut attempt = 0;
         loop {
-            match self.fetch_once(&agent, &url, &part, &info, progress, cancel) {
+            match self.fetch_once(&client, &url, &part, &info, progress, cancel) {
                 Ok(()) => break,
                 Err(Fetch::Fatal(e)) => return Err(e),
                 Err(Fetch::Retry(message)) => {
@@ -444,7 +446,7 @@ impl ModelStore {
     /// One request: resume from the part's length, append until the end.
     fn fetch_once(
         &self,
-        agent: &ureq::Agent,
+        client: &crate::http::Client,
         url: &str,
         part: &Path,
         info: &ModelInfo,
@@ -471,11 +473,11 @@ impl ModelStore {
         if cancel.is_cancelled() {
             return Err(Fetch::Fatal(ModelError::Cancelled));
         }
-        let mut req = agent.get(url);
+        let mut req = client.request(crate::http::Method::GET, url);
         if have > 0 {
-            req = req.header("Range", &format!("bytes={have}-"));
+            req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let mut resp = req.call().map_err(|e| Fetch::Retry(e.to_string()))?;
+        let resp = client.open(req).map_err(|e| Fetch::Retry(e.to_string()))?;
         let status = resp.status().as_u16();
         match status {
             206 => {
@@ -513,7 +515,7 @@ impl ModelStore {
         }
         file.seek(SeekFrom::End(0))
             .map_err(|e| Fetch::Fatal(io_err(part)(e)))?;
-        let mut reader = resp.body_mut().with_config().limit(info.size + 1).reader();
+        let mut reader = resp.take(info.size + 1);
         let mut buf = vec![0u8; 256 * 1024];
         progress(Progress {
             done: have,

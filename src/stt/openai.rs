@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 
-use super::http::{self, RetryPolicy};
+use super::http::{self, RetryPolicy, SharedClient};
 use super::{
     Piece, SAMPLE_RATE, SttError, TranscribeOptions, Transcriber, Transcript, Word, WordTimes,
 };
@@ -33,6 +33,8 @@ pub struct OpenAiConfig {
     pub word_granularity: bool,
     /// Retries and timeouts.
     pub retry: RetryPolicy,
+    /// The engine's HTTP client, shared by every worker.
+    client: SharedClient,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -56,15 +58,18 @@ impl OpenAiConfig {
             model: "whisper-1".into(),
             word_granularity: true,
             retry: RetryPolicy::default(),
+            client: SharedClient::default(),
         }
     }
 }
 
-/// An OpenAI-compatible engine (cheap to clone: one per worker).
+/// An OpenAI-compatible engine (cheap to clone: one per worker; the clones
+/// share one connection pool).
 #[derive(Clone)]
 pub struct OpenAiTranscriber {
     cfg: OpenAiConfig,
-    agent: ureq::Agent,
+    client: crate::http::Client,
+    cancel: crate::cancel::Cancel,
 }
 
 impl std::fmt::Debug for OpenAiTranscriber {
@@ -76,8 +81,18 @@ impl std::fmt::Debug for OpenAiTranscriber {
 impl OpenAiTranscriber {
     /// An engine with `cfg`.
     pub fn new(cfg: OpenAiConfig) -> Result<Self, SttError> {
-        let agent = http::agent(&cfg.retry);
-        Ok(OpenAiTranscriber { cfg, agent })
+        let client = cfg.client.get(ENGINE, &cfg.base_url, &cfg.retry)?;
+        Ok(OpenAiTranscriber {
+            cfg,
+            client,
+            cancel: crate::cancel::Cancel::new(),
+        })
+    }
+
+    /// The same engine, whose requests and waits end when `cancel` fires.
+    pub fn with_cancel(mut self, cancel: crate::cancel::Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 }
 
@@ -277,14 +292,25 @@ impl Transcriber for OpenAiTranscriber {
             "{}/audio/transcriptions",
             self.cfg.base_url.trim_end_matches('/')
         );
-        let auth = format!("Bearer {}", self.cfg.api_key);
-        let answer = http::send_with_retries(ENGINE, &self.cfg.retry, || {
-            let mut req = self.agent.post(&url).header("Content-Type", &content_type);
-            if !self.cfg.api_key.is_empty() {
-                req = req.header("Authorization", &auth);
-            }
-            req.send(&body[..])
-        })?;
+        let auth = if self.cfg.api_key.is_empty() {
+            None
+        } else {
+            Some(super::deepgram::sensitive(&format!(
+                "Bearer {}",
+                self.cfg.api_key
+            ))?)
+        };
+        let client = &self.client;
+        let answer =
+            http::send_with_retries(ENGINE, &self.cfg.retry, client, &self.cancel, || {
+                let mut req = client
+                    .request(crate::http::Method::POST, &url)
+                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str());
+                if let Some(auth) = &auth {
+                    req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
+                }
+                req.body(body.clone())
+            })?;
         parse_response(&answer)
     }
 }

@@ -123,10 +123,11 @@ pub fn stage_report(report: &StageReport) -> String {
                 .unwrap_or_default()
         ),
         StageReport::Push(r) => format!(
-            "{} created, {} replaced, {} rejected, {} still queued{}",
+            "{} created, {} replaced, {} rejected, {} being confirmed, {} still queued{}",
             r.created,
             r.deleted,
-            r.rejected.len(),
+            r.rejected.len() + r.locked.len(),
+            r.confirming,
             r.queued,
             r.next_attempt_at
                 .map(|t| format!(" (next attempt at {})", wall(t)))
@@ -220,7 +221,7 @@ pub fn remedy(remedy: &Remedy) -> String {
             "wait for the other run ({holder}) to finish, then run the same command again"
         ),
         Remedy::ResolveInCloud { cloud_id } => format!(
-            "conversation {cloud_id} is locked in the Omi cloud: unlock it in the Omi app, then push again"
+            "conversation {cloud_id} is locked in the Omi cloud: unlock it in the Omi app, then run `omi-sync push --retry-rejected`"
         ),
     }
 }
@@ -259,5 +260,9 @@ pub fn hold(hold: &Hold) -> String {
         }
         Hold::NoText => "nothing to send: no words were found in it".to_string(),
         Hold::Invalid { message } => format!("cannot be sent: {message}"),
+        Hold::OverlapsVanished { session_id } => format!(
+            "held: it overlaps a pushed conversation whose segments vanished ({}…); decide              about that one first (omi-sync push --forget-vanished or --replace-vanished)",
+            session_id.get(..16).unwrap_or(session_id)
+        ),
     }
 }

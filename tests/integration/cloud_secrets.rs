@@ -131,11 +131,8 @@ fn outcomes_scrub_a_server_that_echoes_the_header() {
 fn limiter_state_and_server_records_name_keys_by_fingerprint_only() {
     let key = ApiKey::parse(TEST_KEY).unwrap();
     let mut lim = Limiter::new();
-    lim.record(
-        key.fingerprint(),
-        &RateLimit::default(),
-        omi_sync::clock::UtcMillis(T0),
-    );
+    lim.writes(key.fingerprint())
+        .charge(&RateLimit::default(), omi_sync::clock::UtcMillis(T0));
     assert_clean("limiter JSON", &serde_json::to_string(&lim).unwrap());
 
     let server = ContractServer::start(ContractConfig::default());

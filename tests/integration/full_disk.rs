@@ -2,7 +2,7 @@
 //! partial files and a consistent ledger, and a re-run after space is freed
 //! finishes the job with nothing lost or duplicated.
 //!
-//! The data directory is a 460 KB tmpfs mounted in a private mount namespace
+//! The data directory is a 480 KB tmpfs mounted in a private mount namespace
 //! (`unshare -rm`, which needs no root), so the disk really fills up.
 
 use crate::common;
@@ -22,7 +22,7 @@ fn a_full_disk_stops_cleanly_and_a_rerun_completes() {
     let config = sb.dir.path().join("none.toml");
     let script = r#"
         set -u
-        mount -t tmpfs -o size=460k,mode=700 tmpfs "$DATA" || exit 90
+        mount -t tmpfs -o size=480k,mode=700 tmpfs "$DATA" || exit 90
         "$BIN" --data-dir "$DATA" --config "$CONFIG" import "$INPUTS" --json > "$OUT1" 2> "$ERR1"
         echo "first=$?"
         echo "leftovers=$(find "$DATA" -name '*.tmp-*' | wc -l)"

@@ -19,6 +19,7 @@ mod support;
 mod again;
 mod cancel;
 mod cloud_api;
+mod cloud_contract;
 mod cloud_payload;
 mod cloud_retry;
 mod cloud_secrets;

@@ -440,3 +440,72 @@ fn openai_errors_are_classified() {
         .unwrap_err();
     assert!(e.is_fatal(), "{e}");
 }
+
+/// `transcribe` with each HTTP engine at `RUST_LOG=trace` and `-vv`, a
+/// failed request and a retry included: no piece of the engine's key shows
+/// (the HTTP stack's traces included).
+#[test]
+fn no_log_level_shows_a_speech_engine_key() {
+    use crate::common::{self, Sandbox, write_demo};
+    let cases = [
+        (
+            "openai",
+            "/v1/audio/transcriptions",
+            OA_OK,
+            "OPENAI_API_KEY",
+            "sk-proj-4f9c2a7e1b8d3f6a0c5e9b2d7a4f1c8e",
+            "openai_url",
+            "/v1",
+        ),
+        (
+            "deepgram",
+            "/v1/listen",
+            DG_OK,
+            "DEEPGRAM_API_KEY",
+            "0f3a9c7e5b1d8f2a6c4e0b9d7f5a3c1e8b6d4a2f",
+            "deepgram_url",
+            "",
+        ),
+    ];
+    for (engine, path, ok, var, key, url_key, suffix) in cases {
+        let (base, srv) = server(path, ok, vec![Step::Status(500, "boom", None)]);
+        let sb = Sandbox::new();
+        let dir = sb.inputs();
+        write_demo(&dir);
+        assert_eq!(
+            sb.run(&["import", dir.to_str().unwrap(), "--quiet"]).code,
+            0
+        );
+        std::fs::write(
+            sb.dir.path().join("config.toml"),
+            format!("[stt]\n{url_key} = \"{base}{suffix}\"\n"),
+        )
+        .unwrap();
+        let out = sb
+            .cmd()
+            .env("RUST_LOG", "trace")
+            .env(var, key)
+            .args(["-vv", "transcribe", "--engine", engine])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{engine}: {text}");
+        assert!(
+            srv.seen.lock().unwrap().len() >= 2,
+            "{engine}: retried once"
+        );
+        assert!(
+            text.lines().filter(|l| l.contains("TRACE")).count() > 20,
+            "{engine}: the trace was on"
+        );
+        common::assert_no_piece_of(
+            &format!("transcribe --engine {engine} at trace"),
+            &text,
+            key,
+        );
+    }
+}

@@ -196,7 +196,12 @@ pub fn schedule(
                         .ok_or(KeptFor::NotPushed { conversation: id }),
                     CloudStatus::Held { .. } => Err(KeptFor::Held { conversation: id }),
                     CloudStatus::Rejected { .. } => Err(KeptFor::Refused { conversation: id }),
-                    CloudStatus::New { .. } | CloudStatus::Queued { .. } => {
+                    CloudStatus::Locked { .. } => Err(KeptFor::Held { conversation: id }),
+                    // A `processing` answer is provisional: the cloud may
+                    // still drop it, and then the audio is what re-sends it.
+                    CloudStatus::New { .. }
+                    | CloudStatus::Queued { .. }
+                    | CloudStatus::Confirming { .. } => {
                         Err(KeptFor::NotPushed { conversation: id })
                     }
                 };

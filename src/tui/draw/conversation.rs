@@ -99,8 +99,14 @@ fn draw_head(f: &mut Frame, area: Rect, app: &App, c: &Conversation) {
                 .map(|e| format!(", last error: {e}"))
                 .unwrap_or_default()
         ),
+        Some(CloudStatus::Confirming { cloud_id, .. }) => {
+            format!("sent as {cloud_id}; waiting for the cloud to finish processing it")
+        }
         Some(CloudStatus::Pushed { cloud_id, .. }) => format!("pushed as {cloud_id}"),
         Some(CloudStatus::Rejected { message, .. }) => format!("rejected: {message}"),
+        Some(CloudStatus::Locked { message, .. }) => {
+            format!("locked in the cloud (needs you in the Omi app): {message}")
+        }
     };
     let lines = vec![
         Line::from(vec![

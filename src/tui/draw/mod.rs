@@ -290,8 +290,10 @@ pub fn cloud_label(t: &Theme, status: Option<&CloudStatus>) -> (String, Style) {
         }
         Some(CloudStatus::New { .. }) => ("new".into(), t.text),
         Some(CloudStatus::Queued { attempts, .. }) => (format!("queued ({attempts})"), t.text),
+        Some(CloudStatus::Confirming { .. }) => ("confirming".into(), t.text),
         Some(CloudStatus::Pushed { .. }) => ("pushed".into(), t.good),
         Some(CloudStatus::Rejected { .. }) => ("rejected".into(), t.bad),
+        Some(CloudStatus::Locked { .. }) => ("locked".into(), t.bad),
     }
 }
 
@@ -303,6 +305,7 @@ fn held_short(hold: &crate::engine::push::Hold) -> String {
         Hold::TranscriptionFailed { failed } => format!("held: {failed} failed"),
         Hold::NoText => "held: no text".into(),
         Hold::Invalid { .. } => "held: invalid".into(),
+        Hold::OverlapsVanished { .. } => "held: overlaps vanished".into(),
     }
 }
 

@@ -47,6 +47,12 @@ fn plan_lines(app: &App) -> Vec<Line<'static>> {
         let line = match r {
             Retraction::Delete(id) => format!("DELETE  {id} (no longer on the timeline)"),
             Retraction::Supersede(id) => format!("DROP    {id} (never sent; edited away)"),
+            Retraction::Hold(id) => {
+                format!(
+                    "HOLD    {id} (its speech vanished locally; kept in the cloud until you decide)"
+                )
+            }
+            Retraction::Forget(id) => format!("FORGET  {id} (kept in the cloud, as you decided)"),
         };
         lines.push(Line::styled(line, t.warn));
     }
@@ -91,7 +97,11 @@ fn plan_lines(app: &App) -> Vec<Line<'static>> {
                 format!("REFUSED {} {when}: {message}", c.conversation),
                 t.bad,
             )),
-            CloudStatus::Pushed { .. } => {}
+            CloudStatus::Locked { message, .. } => held.push(Line::styled(
+                format!("LOCKED  {} {when}: {message}", c.conversation),
+                t.bad,
+            )),
+            CloudStatus::Confirming { .. } | CloudStatus::Pushed { .. } => {}
         }
     }
     lines.extend(held);
@@ -109,25 +119,28 @@ fn draw_plan(f: &mut Frame, area: Rect, app: &App) {
     let opts = options(app.workspace(), &PushRequest::default());
     let budget = app.snap.as_ref().map_or(String::new(), |s| {
         let now = UtcMillis::now();
-        let key = s.limiter.keys().next();
-        match key {
-            Some(k) => {
-                let w = s.limiter.window(k);
+        match s.limiter.writes.values().next() {
+            Some(w) => {
                 let left = w.remaining(&opts.limit, now);
-                let next = s.limiter.next_allowed_at(k, &opts.limit, now);
                 if left > 0 {
                     format!(
-                        "{left} of {} pushes left this window",
+                        "{left} of {} requests left this window",
                         opts.limit.max_per_window
                     )
                 } else {
-                    format!(
-                        "budget used up; the next slot opens at {}",
-                        app.opts.zone.clock(next)
-                    )
+                    match w.next_allowed_at(&opts.limit, now) {
+                        Some(next) => format!(
+                            "budget used up; the next slot opens at {}",
+                            app.opts.zone.clock(next)
+                        ),
+                        None => "no budget: [cloud] pushes_per_hour allows nothing".to_string(),
+                    }
                 }
             }
-            None => format!("{} pushes per window, none used", opts.limit.max_per_window),
+            None => format!(
+                "{} requests per window, none used",
+                opts.limit.max_per_window
+            ),
         }
     });
     let block = Block::default()

@@ -332,3 +332,26 @@ pub fn synthetic_backlog(data: &Path, n: usize) {
             .unwrap();
     }
 }
+
+/// Fails if `text` holds any piece of ten characters or more of `secret`,
+/// as text or as a hex dump (spaced or not): an HTTP trace that hex-dumps
+/// a request cuts the key across lines, so a search for the whole key
+/// would miss it.
+pub fn assert_no_piece_of(what: &str, text: &str, secret: &str) {
+    let lower = text.to_ascii_lowercase();
+    let bytes = secret.as_bytes();
+    for piece in bytes.windows(10.min(bytes.len())) {
+        let plain = String::from_utf8_lossy(piece);
+        assert!(
+            !text.contains(plain.as_ref()),
+            "{what} shows `{plain}` of the key"
+        );
+        let hex: Vec<String> = piece.iter().map(|b| format!("{b:02x}")).collect();
+        for dump in [hex.join(""), hex.join(" ")] {
+            assert!(
+                !lower.contains(&dump),
+                "{what} hex-dumps `{plain}` of the key"
+            );
+        }
+    }
+}

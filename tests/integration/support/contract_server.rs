@@ -1,29 +1,44 @@
 //! A contract test server for the Omi developer API, on loopback.
 //!
-//! It enforces the documented contract of the calls omi-sync makes
-//! (`omi-facts.md` §5, checked against the upstream backend's
-//! `routers/developer.py`), independently of omi-sync's own types: it reads
-//! raw JSON.
+//! It enforces the API as the upstream backend behaves (`omi-facts.md` §5,
+//! `routers/developer.py`, `utils/rate_limit_config.py`), independently of
+//! omi-sync's own types: it reads raw JSON.
 //!
 //! - Auth: `Authorization: Bearer omi_dev_[0-9a-f]{32}`, else 401. Keys listed
-//!   as revoked get 401; keys listed as read-only get 403 on writes.
+//!   as revoked get 401; keys listed as read-only lack `conversations:write`
+//!   (403 on writes). `GET /v1/dev/key` returns the key's name and scopes.
+//! - The shared budget: creates, DELETEs and PATCHes of one key draw on one
+//!   count per fixed window (clock hours; 25), charged after auth and
+//!   **before** the body is validated, so a 422 uses one too. Every write
+//!   answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (epoch
+//!   seconds); a 429 also `Retry-After`.
 //! - `POST /v1/dev/user/conversations/from-segments`: the field rules
-//!   ([`validate_create`]; 422 with upstream's messages), then the hourly
-//!   limit per key (429 with `Retry-After`), then idempotency by
-//!   `client_session_id`: a repeat answers with the existing conversation, a
-//!   duplicate while the first is still being processed gets 409. Ids are
-//!   derived from (key, session id) as upstream does, so a conversation
-//!   deleted and created again under the same session id gets the same id.
-//!   Every authenticated, valid create counts against the limit (repeats too).
+//!   ([`validate_create`]; 422 with upstream's messages), then idempotency by
+//!   `client_session_id`. The conversation is stored `processing` at once
+//!   and `completed` when processing ends (after `processing_delay`); a
+//!   repeat meanwhile answers **200 `processing`** with the same id. If
+//!   processing fails ([`Fault::ProcessingFails`]) the row is deleted and
+//!   the request answers 500; a claim still `processing` after `stale_after`
+//!   ([`Fault::ProcessingHangs`] leaves one) is dropped and redone by the
+//!   next request with that session id. Ids are derived from (key, session
+//!   id) as upstream's UUIDv5. A DELETE leaves a tombstone: a later create
+//!   with that session id is refused with 410 when `refuse_after_delete` is
+//!   set (upstream's behaviour there is not settled), else made again.
 //! - `GET /v1/dev/user/conversations?limit=&offset=&include_transcript=`
-//!   (limit clamped to 1-100, 25 with transcripts; newest first), `GET` and
-//!   `DELETE /v1/dev/user/conversations/{id}` (404 when unknown).
+//!   (limit clamped to 1-100, 25 with transcripts; completed, unlocked
+//!   conversations only, newest first), `GET`, `PATCH` (`title`,
+//!   `discarded`) and `DELETE /v1/dev/user/conversations/{id}` (404 when
+//!   unknown; a locked conversation, see [`ContractServer::lock`], is 404 on
+//!   GET and 402 on PATCH and DELETE). With `create_route_gone` the create
+//!   route answers 404 (the "developer API removal").
 //! - Faults on demand ([`Fault`]): a queue consumed by the next matching
-//!   requests: an error status, a raw body (HTML, empty, huge), 429, a stall
-//!   past the client's timeout, a dropped connection (RST), and the nasty
-//!   ones where the conversation IS created but the answer is lost.
+//!   requests: an error status, a raw body (HTML, empty, huge), 429, a 503
+//!   from the limiter with `Retry-After`, a stall past the client's timeout,
+//!   a dropped connection (RST), the nasty ones where the conversation IS
+//!   created but the answer is lost, and failed or hung processing.
 //! - Inspection: every request (method, path, session id, key fingerprint,
-//!   status), the conversations stored, creations per session id.
+//!   status, the conversation status answered), the conversations stored,
+//!   completions per session id (the exactly-once count).
 //!
 //! Use from a test: `let server = ContractServer::start(ContractConfig::default());`
 //! then `server.base_url()`. Standalone: `cargo run --example contract_server`
@@ -64,6 +79,12 @@ pub const OTHER_KEY: &str = "omi_dev_fedcba9876543210fedcba9876543210";
 pub const CREATE_PATH: &str = "/v1/dev/user/conversations/from-segments";
 /// The list path; `/{id}` for one.
 pub const CONVERSATIONS_PATH: &str = "/v1/dev/user/conversations";
+/// The calling key's metadata and scopes.
+pub const KEY_PATH: &str = "/v1/dev/key";
+/// The status of a conversation whose processing is done.
+pub const COMPLETED: &str = "completed";
+/// The status of a conversation still being processed.
+pub const PROCESSING: &str = "processing";
 /// Upstream's ConversationSource values.
 pub const SOURCES: &[&str] = &[
     "friend",
@@ -88,13 +109,22 @@ pub const SOURCES: &[&str] = &[
 /// How the server behaves.
 #[derive(Debug, Clone)]
 pub struct ContractConfig {
-    /// Creations allowed per key per window (the cloud: 25).
+    /// Writes (creates, DELETEs, PATCHes) allowed per key per window (the
+    /// cloud: 25).
     pub hourly_limit: u32,
-    /// The window (the cloud: one hour).
+    /// The fixed window (the cloud: one clock hour).
     pub window: Duration,
-    /// How long a create stays "in flight" (a second create with the same
-    /// session id meanwhile gets 409).
+    /// How long a create's processing takes (a repeat meanwhile answers 200
+    /// `processing`).
     pub processing_delay: Duration,
+    /// A claim still `processing` this long is dropped and redone by the
+    /// next request with its session id (the cloud: 15 minutes).
+    pub stale_after: Duration,
+    /// A create with the session id of a deleted conversation is refused
+    /// (410) instead of made again.
+    pub refuse_after_delete: bool,
+    /// The create route is gone: 404 (upstream's "developer API removal").
+    pub create_route_gone: bool,
     /// Send `Retry-After` as an HTTP-date instead of delta-seconds.
     pub retry_after_as_date: bool,
     /// Refuse creates without `client_session_id` (omi-sync always sends one;
@@ -115,6 +145,9 @@ impl Default for ContractConfig {
             hourly_limit: 25,
             window: Duration::from_secs(3600),
             processing_delay: Duration::ZERO,
+            stale_after: Duration::from_secs(15 * 60),
+            refuse_after_delete: true,
+            create_route_gone: false,
             retry_after_as_date: false,
             require_session_id: true,
             revoked_keys: Vec::new(),
@@ -153,13 +186,38 @@ pub enum Fault {
     ProcessThenReset,
     /// Process normally, then wait this long before answering.
     ProcessThenStall(Duration),
+    /// A create's processing fails: the server deletes the conversation and
+    /// answers 500 (a repeat meanwhile saw 200 `processing`).
+    ProcessingFails,
+    /// A create's processing never ends (the worker died): the row stays
+    /// `processing` until it is stale, and the connection drops.
+    ProcessingHangs,
+    /// What a repeat sees while another request's processing runs: the
+    /// conversation is stored `processing` and the answer is 200
+    /// `processing` at once; its processing completes `processing_delay`
+    /// later.
+    AnswerProcessing,
+    /// Like [`Fault::AnswerProcessing`], but the processing then fails and
+    /// the conversation is deleted: the `processing` answer was provisional.
+    AnswerProcessingThenFail,
+    /// 503 from the limiter with this `Retry-After`; nothing is processed.
+    LimiterUnavailable {
+        /// The header value.
+        retry_after: String,
+    },
 }
 
 impl Fault {
     fn processes_first(&self) -> bool {
         matches!(
             self,
-            Fault::ProcessThenStatus(_) | Fault::ProcessThenReset | Fault::ProcessThenStall(_)
+            Fault::ProcessThenStatus(_)
+                | Fault::ProcessThenReset
+                | Fault::ProcessThenStall(_)
+                | Fault::ProcessingFails
+                | Fault::ProcessingHangs
+                | Fault::AnswerProcessing
+                | Fault::AnswerProcessingThenFail
         )
     }
 
@@ -173,6 +231,11 @@ impl Fault {
             Fault::ProcessThenStatus(s) => format!("process then status {s}"),
             Fault::ProcessThenReset => "process then reset".to_string(),
             Fault::ProcessThenStall(d) => format!("process then stall {} ms", d.as_millis()),
+            Fault::ProcessingFails => "processing fails".to_string(),
+            Fault::ProcessingHangs => "processing hangs".to_string(),
+            Fault::AnswerProcessing => "answer processing".to_string(),
+            Fault::AnswerProcessingThenFail => "answer processing, then fail".to_string(),
+            Fault::LimiterUnavailable { .. } => "503 from the limiter".to_string(),
         }
     }
 }
@@ -190,6 +253,17 @@ pub enum Route {
     Get,
     /// `DELETE …/conversations/{id}`.
     Delete,
+    /// `PATCH …/conversations/{id}`.
+    Patch,
+    /// `GET /v1/dev/key`.
+    Key,
+}
+
+impl Route {
+    /// Whether it draws on the shared hourly budget.
+    fn is_write(self) -> bool {
+        matches!(self, Route::Create | Route::Delete | Route::Patch)
+    }
 }
 
 /// A request as the server saw it. The key is kept only as a fingerprint.
@@ -210,6 +284,9 @@ pub struct RecordedRequest {
     pub status: u16,
     /// The fault applied, if any.
     pub fault: Option<String>,
+    /// The conversation `status` the answer carried (`completed`,
+    /// `processing`), for creates and gets.
+    pub answered: Option<String>,
 }
 
 /// A conversation the server holds.
@@ -225,8 +302,19 @@ pub struct StoredConversation {
     pub body: Value,
     /// Server time of creation (ms since 1970).
     pub created_ms: i64,
-    /// Whether it has been deleted.
+    /// Whether it has been deleted (by a DELETE, or its processing failed
+    /// or went stale).
     pub deleted: bool,
+    /// `processing` or `completed`.
+    pub status: String,
+    /// When its current claim began (server ms).
+    pub claimed_ms: i64,
+    /// Locked in the cloud (404 on GET, 402 on PATCH and DELETE).
+    pub locked: bool,
+    /// Set by a PATCH.
+    pub title: Option<String>,
+    /// Set by a PATCH.
+    pub discarded: bool,
 }
 
 #[derive(Default)]
@@ -234,12 +322,14 @@ struct Inner {
     conversations: Vec<StoredConversation>,
     /// (key fp, session id) → index of the live conversation.
     by_session: HashMap<(String, String), usize>,
-    in_flight: HashSet<(String, String)>,
+    /// (key fp, session id) of deleted conversations.
+    tombstones: HashSet<(String, String)>,
+    /// Session id → how many times a conversation under it was completed.
     creations: HashMap<String, u32>,
     faults: VecDeque<(Route, Fault)>,
     requests: Vec<RecordedRequest>,
-    /// key fp → times (server ms) of counted creates.
-    window: HashMap<String, VecDeque<i64>>,
+    /// key fp → (start of its current window, writes counted in it).
+    window: HashMap<String, (i64, u32)>,
     anonymous_ids: u64,
 }
 
@@ -385,7 +475,8 @@ impl ContractServer {
         self.shared.inner().conversations.clone()
     }
 
-    /// How many conversations were created under this session id.
+    /// How many times a conversation under this session id was completed
+    /// (the exactly-once count: a failed or dropped claim does not count).
     pub fn creations_for(&self, session_id: &str) -> u32 {
         self.shared
             .inner()
@@ -395,9 +486,32 @@ impl ContractServer {
             .unwrap_or(0)
     }
 
-    /// How many conversations were created in all.
+    /// How many conversations were completed in all.
     pub fn total_creations(&self) -> u32 {
         self.shared.inner().creations.values().sum()
+    }
+
+    /// Locks a conversation, as the cloud does when a subscription lapses:
+    /// GET answers 404, PATCH and DELETE 402, the list hides it.
+    pub fn lock(&self, id: &str, locked: bool) {
+        for c in self
+            .shared
+            .inner()
+            .conversations
+            .iter_mut()
+            .filter(|c| c.id == id)
+        {
+            c.locked = locked;
+        }
+    }
+
+    /// Requests the server answered with this conversation status
+    /// (`processing`, `completed`).
+    pub fn answered(&self, status: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.answered.as_deref() == Some(status))
+            .count()
     }
 
     /// Forgets the rate-limit history.
@@ -606,8 +720,10 @@ fn render(c: &StoredConversation, include_transcript: bool) -> Value {
         "created_at": rfc3339_ms(c.created_ms),
         "started_at": c.body.get("started_at").cloned().unwrap_or(Value::Null),
         "finished_at": c.body.get("finished_at").cloned().unwrap_or(Value::Null),
+        "status": c.status,
+        "discarded": c.discarded,
         "structured": {
-            "title": format!("Conversation {}", &c.id[..8]),
+            "title": c.title.clone().unwrap_or_else(|| format!("Conversation {}", &c.id[..8])),
             "overview": "",
             "emoji": "🧠",
             "category": "other",
@@ -733,9 +849,17 @@ impl AsyncWrite for KillableStream {
     }
 }
 
-fn route_of(method: &Method, path: &str) -> Option<(Route, Option<String>)> {
+fn route_of(
+    config: &ContractConfig,
+    method: &Method,
+    path: &str,
+) -> Option<(Route, Option<String>)> {
     if path == CREATE_PATH {
-        return (method == Method::POST).then_some((Route::Create, None));
+        return (method == Method::POST && !config.create_route_gone)
+            .then_some((Route::Create, None));
+    }
+    if path == KEY_PATH {
+        return (method == Method::GET).then_some((Route::Key, None));
     }
     if path == CONVERSATIONS_PATH {
         return (method == Method::GET).then_some((Route::List, None));
@@ -747,6 +871,7 @@ fn route_of(method: &Method, path: &str) -> Option<(Route, Option<String>)> {
     match *method {
         Method::GET => Some((Route::Get, Some(id.to_string()))),
         Method::DELETE => Some((Route::Delete, Some(id.to_string()))),
+        Method::PATCH => Some((Route::Patch, Some(id.to_string()))),
         _ => None,
     }
 }
@@ -797,8 +922,9 @@ async fn handle(
         key_fingerprint,
         status: 0,
         fault: None,
+        answered: None,
     };
-    let route = route_of(&method, &path);
+    let route = route_of(&shared.config(), &method, &path);
     let fault = route.as_ref().and_then(|(r, _)| {
         let mut inner = shared.inner();
         let pos = inner
@@ -820,9 +946,25 @@ async fn handle(
         (Some(f), Some(_)) if !f.processes_first() => apply_fault(f, &kill).await,
         (_, None) => detail(404, "Not Found"),
         (_, Some((route, id))) => {
-            let response =
-                serve_api(&shared, route, id, &uri, auth.as_deref(), &body, json_body).await;
+            let response = serve_api(
+                &shared,
+                route,
+                id,
+                &uri,
+                auth.as_deref(),
+                &body,
+                json_body,
+                fault.as_ref(),
+            )
+            .await;
             match &fault {
+                // The create ran its processing as the fault says: its
+                // answer stands (a hang drops the connection).
+                Some(
+                    Fault::ProcessingFails
+                    | Fault::AnswerProcessing
+                    | Fault::AnswerProcessingThenFail,
+                ) => response,
                 Some(f) => apply_fault(f, &kill).await,
                 None => response,
             }
@@ -833,8 +975,14 @@ async fn handle(
     } else {
         response.status().as_u16()
     };
+    let answered = response
+        .headers()
+        .get(ANSWERED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     if let Some(r) = shared.inner().requests.get_mut(slot) {
         r.status = status;
+        r.answered = if status == 0 { None } else { answered };
     }
     response
 }
@@ -877,13 +1025,93 @@ async fn apply_fault(fault: &Fault, kill: &ConnKill) -> Response {
             tokio::time::sleep(*d).await;
             detail(503, "injected fault: stalled after processing")
         }
-        Fault::Reset | Fault::ProcessThenReset => {
+        Fault::Reset | Fault::ProcessThenReset | Fault::ProcessingHangs => {
             kill.0.store(true, Ordering::SeqCst);
             detail(500, "never sent")
+        }
+        Fault::ProcessingFails => detail(500, "injected fault: processing failed"),
+        Fault::AnswerProcessing | Fault::AnswerProcessingThenFail => {
+            detail(500, "injected fault: handled by the create")
+        }
+        Fault::LimiterUnavailable { retry_after } => {
+            let mut r = detail(503, "injected fault: rate limiter unavailable");
+            if let Ok(v) = HeaderValue::from_str(retry_after) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
         }
     }
 }
 
+/// An internal header naming the conversation status an answer carried (for
+/// [`RecordedRequest::answered`]; the client ignores it).
+const ANSWERED_HEADER: &str = "x-contract-answered";
+
+/// A JSON answer naming a conversation's status.
+fn conversation_answer(v: Value, status: &str) -> Response {
+    let mut r = axum::Json(v).into_response();
+    if let Ok(h) = HeaderValue::from_str(status) {
+        r.headers_mut().insert(ANSWERED_HEADER, h);
+    }
+    r
+}
+
+/// Charges one write to `fp` in the current fixed window and returns the
+/// budget left. `Err` is the 429 answer.
+fn charge_write(
+    shared: &Shared,
+    config: &ContractConfig,
+    fp: &str,
+) -> Result<BudgetHeaders, Box<Response>> {
+    let now = shared.now_ms();
+    let window_ms = (config.window.as_millis() as i64).max(1);
+    let start = now - now.rem_euclid(window_ms);
+    let end = start + window_ms;
+    let headers = |used: u32| BudgetHeaders {
+        limit: config.hourly_limit,
+        remaining: config.hourly_limit.saturating_sub(used),
+        reset_s: (end + 999) / 1000,
+    };
+    let mut inner = shared.inner();
+    let entry = inner.window.entry(fp.to_string()).or_insert((start, 0));
+    if entry.0 != start {
+        *entry = (start, 0);
+    }
+    if entry.1 >= config.hourly_limit {
+        let mut r = detail(429, "Rate limit exceeded. Try again later.");
+        headers(entry.1).apply(&mut r);
+        if let Ok(v) = HeaderValue::from_str(&retry_after_value(config, shared, end - now)) {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return Err(Box::new(r));
+    }
+    entry.1 += 1;
+    Ok(headers(entry.1))
+}
+
+/// The `X-RateLimit-*` headers of a write's answer.
+#[derive(Debug, Clone, Copy)]
+struct BudgetHeaders {
+    limit: u32,
+    remaining: u32,
+    reset_s: i64,
+}
+
+impl BudgetHeaders {
+    fn apply(self, r: &mut Response) {
+        for (name, value) in [
+            ("x-ratelimit-limit", self.limit.to_string()),
+            ("x-ratelimit-remaining", self.remaining.to_string()),
+            ("x-ratelimit-reset", self.reset_s.to_string()),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve_api(
     shared: &Arc<Shared>,
     route: Route,
@@ -892,6 +1120,7 @@ async fn serve_api(
     auth: Option<&str>,
     raw_body: &Bytes,
     body: Option<Value>,
+    fault: Option<&Fault>,
 ) -> Response {
     let config = shared.config();
     let Some(token) = auth.and_then(bearer_token) else {
@@ -909,13 +1138,33 @@ async fn serve_api(
         }
         return detail(401, msg);
     }
-    let writes = matches!(route, Route::Create | Route::Delete);
-    if writes && config.read_only_keys.iter().any(|k| k == token) {
-        return detail(403, "This API key lacks the conversations:write scope");
-    }
+    let read_only = config.read_only_keys.iter().any(|k| k == token);
     let fp = fingerprint(token);
-    match route {
-        Route::Create => create(shared, &config, &fp, raw_body, body).await,
+    if route == Route::Key {
+        let mut scopes = vec!["conversations:read", "memories:read"];
+        if !read_only {
+            scopes.push("conversations:write");
+        }
+        return axum::Json(json!({"id": fp, "name": "contract test key", "scopes": scopes}))
+            .into_response();
+    }
+    if route.is_write() && read_only {
+        return detail(
+            403,
+            "Insufficient permissions. Required scope: conversations:write",
+        );
+    }
+    // Writes are charged before anything else is looked at.
+    let budget = if route.is_write() {
+        match charge_write(shared, &config, &fp) {
+            Ok(b) => Some(b),
+            Err(r) => return *r,
+        }
+    } else {
+        None
+    };
+    let mut response = match route {
+        Route::Create => create(shared, &config, &fp, raw_body, body, fault).await,
         Route::List => list(shared, &fp, uri),
         Route::Get => {
             let id = id.unwrap_or_default();
@@ -923,18 +1172,18 @@ async fn serve_api(
             match inner
                 .conversations
                 .iter()
-                .find(|c| c.id == id && c.key_fingerprint == fp && !c.deleted)
+                .find(|c| c.id == id && c.key_fingerprint == fp && !c.deleted && !c.locked)
             {
                 Some(c) => {
                     let include = query_params(uri)
                         .get("include_transcript")
                         .is_some_and(|v| v == "true");
-                    axum::Json(render(c, include)).into_response()
+                    conversation_answer(render(c, include), &c.status)
                 }
                 None => detail(404, "Conversation not found"),
             }
         }
-        Route::Delete => {
+        Route::Delete | Route::Patch => {
             let id = id.unwrap_or_default();
             let mut inner = shared.inner();
             let Some(pos) = inner
@@ -942,16 +1191,55 @@ async fn serve_api(
                 .iter()
                 .position(|c| c.id == id && c.key_fingerprint == fp && !c.deleted)
             else {
-                return detail(404, "Conversation not found");
+                return with_budget(detail(404, "Conversation not found"), budget);
             };
-            inner.conversations[pos].deleted = true;
-            if let Some(s) = inner.conversations[pos].session_id.clone() {
-                inner.by_session.remove(&(fp.clone(), s));
+            if inner.conversations[pos].locked {
+                return with_budget(
+                    detail(402, "This conversation is locked. Upgrade to access it."),
+                    budget,
+                );
             }
-            axum::Json(json!({ "success": true })).into_response()
+            if route == Route::Patch {
+                let c = &mut inner.conversations[pos];
+                if let Some(t) = body
+                    .as_ref()
+                    .and_then(|b| b.get("title"))
+                    .and_then(Value::as_str)
+                {
+                    c.title = Some(t.to_string());
+                }
+                if let Some(d) = body
+                    .as_ref()
+                    .and_then(|b| b.get("discarded"))
+                    .and_then(Value::as_bool)
+                {
+                    c.discarded = d;
+                }
+                let v = render(c, false);
+                drop(inner);
+                axum::Json(v).into_response()
+            } else {
+                inner.conversations[pos].deleted = true;
+                if let Some(s) = inner.conversations[pos].session_id.clone() {
+                    inner.by_session.remove(&(fp.clone(), s.clone()));
+                    inner.tombstones.insert((fp.clone(), s));
+                }
+                axum::Json(json!({ "success": true })).into_response()
+            }
         }
-        Route::Any => detail(404, "Not Found"),
+        Route::Any | Route::Key => detail(404, "Not Found"),
+    };
+    if let Some(b) = budget {
+        b.apply(&mut response);
     }
+    response
+}
+
+fn with_budget(mut r: Response, budget: Option<BudgetHeaders>) -> Response {
+    if let Some(b) = budget {
+        b.apply(&mut r);
+    }
+    r
 }
 
 fn retry_after_value(config: &ContractConfig, shared: &Shared, wait_ms: i64) -> String {
@@ -970,6 +1258,7 @@ async fn create(
     fp: &str,
     raw_body: &Bytes,
     body: Option<Value>,
+    fault: Option<&Fault>,
 ) -> Response {
     let Some(body) = body else {
         let what = if raw_body.is_empty() {
@@ -991,96 +1280,118 @@ async fn create(
         return detail(422, "client_session_id is required by this contract");
     }
     let now = shared.now_ms();
-    let window_ms = config.window.as_millis() as i64;
-    {
-        let mut inner = shared.inner();
-        let times = inner.window.entry(fp.to_string()).or_default();
-        while times.front().is_some_and(|t| *t <= now - window_ms) {
-            times.pop_front();
-        }
-        if times.len() >= config.hourly_limit as usize {
-            let idx = times.len() - config.hourly_limit.max(1) as usize;
-            let wait = times.get(idx).map_or(window_ms, |t| t + window_ms - now);
-            let mut r = detail(
-                429,
-                "Rate limit exceeded: too many conversations created this hour",
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after_value(config, shared, wait)) {
-                r.headers_mut().insert("retry-after", v);
-            }
-            return r;
-        }
-        times.push_back(now);
-    }
+    let stale_ms = config.stale_after.as_millis() as i64;
     let key = valid.session_id.clone().map(|s| (fp.to_string(), s));
-    if let Some(key) = &key {
+    let idx = {
         let mut inner = shared.inner();
-        if let Some(&i) = inner.by_session.get(key) {
-            let c = &inner.conversations[i];
-            return axum::Json(json!({"id": c.id, "status": "completed", "discarded": false}))
-                .into_response();
+        if let Some(key) = &key {
+            if config.refuse_after_delete && inner.tombstones.contains(key) {
+                return detail(410, "This conversation was deleted");
+            }
+            if let Some(&i) = inner.by_session.get(key) {
+                let c = &inner.conversations[i];
+                if c.status == COMPLETED || now - c.claimed_ms < stale_ms {
+                    return conversation_answer(
+                        json!({"id": c.id, "status": c.status, "discarded": false,
+                               "meeting_treatment_eligible": false}),
+                        &c.status.clone(),
+                    );
+                }
+                // A stale claim: dropped, and redone by this request.
+                inner.conversations[i].deleted = true;
+                inner.by_session.remove(key);
+            }
         }
-        if inner.in_flight.contains(key) {
-            return detail(409, "Conversation creation already in progress");
+        let id = match &key {
+            Some((fp, s)) => conversation_id(fp, s),
+            None => {
+                inner.anonymous_ids += 1;
+                conversation_id(fp, &format!("\0anonymous-{}", inner.anonymous_ids))
+            }
+        };
+        let idx = inner.conversations.len();
+        inner.conversations.push(StoredConversation {
+            id,
+            session_id: valid.session_id.clone(),
+            key_fingerprint: fp.to_string(),
+            body,
+            created_ms: now,
+            deleted: false,
+            status: PROCESSING.to_string(),
+            claimed_ms: now,
+            locked: false,
+            title: None,
+            discarded: false,
+        });
+        if let Some(key) = &key {
+            inner.by_session.insert(key.clone(), idx);
         }
-        inner.in_flight.insert(key.clone());
-    }
+        idx
+    };
     // A real server finishes a create it has accepted even when the client
     // hangs up meanwhile (hyper drops this handler's future on disconnect),
-    // so the rest runs as its own task.
-    let task = tokio::spawn(store_created(
+    // so the processing runs as its own task.
+    let task = tokio::spawn(process(
         Arc::clone(shared),
         config.processing_delay,
-        fp.to_string(),
+        idx,
         key,
-        valid.session_id.clone(),
-        body,
+        fault.cloned(),
     ));
+    if let Some(Fault::AnswerProcessing | Fault::AnswerProcessingThenFail) = fault {
+        let inner = shared.inner();
+        let id = inner.conversations[idx].id.clone();
+        return conversation_answer(
+            json!({"id": id, "status": PROCESSING, "discarded": false,
+                   "meeting_treatment_eligible": false}),
+            PROCESSING,
+        );
+    }
     match task.await {
         Ok(r) => r,
         Err(e) => detail(500, format!("create task failed: {e}")),
     }
 }
 
-/// The processing part of a create: waits the configured delay, stores the
-/// conversation and releases its in-flight mark.
-async fn store_created(
+/// A create's processing: waits the configured delay, then completes the
+/// conversation, or (as the fault says) deletes it or leaves it hanging.
+async fn process(
     shared: Arc<Shared>,
     processing_delay: Duration,
-    fp: String,
+    idx: usize,
     key: Option<(String, String)>,
-    session_id: Option<String>,
-    body: Value,
+    fault: Option<Fault>,
 ) -> Response {
-    let fp = fp.as_str();
     if !processing_delay.is_zero() {
         tokio::time::sleep(processing_delay).await;
     }
     let mut inner = shared.inner();
-    let id = match &key {
-        Some((fp, s)) => conversation_id(fp, s),
-        None => {
-            inner.anonymous_ids += 1;
-            conversation_id(fp, &format!("\0anonymous-{}", inner.anonymous_ids))
-        }
+    let Some(c) = inner.conversations.get_mut(idx).filter(|c| !c.deleted) else {
+        return detail(500, "the conversation was dropped while processing");
     };
-    let idx = inner.conversations.len();
-    inner.conversations.push(StoredConversation {
-        id: id.clone(),
-        session_id,
-        key_fingerprint: fp.to_string(),
-        body,
-        created_ms: shared.now_ms(),
-        deleted: false,
-    });
-    if let Some(key) = key {
-        inner.in_flight.remove(&key);
-        *inner.creations.entry(key.1.clone()).or_default() += 1;
-        inner.by_session.insert(key, idx);
-    } else {
-        *inner.creations.entry(String::new()).or_default() += 1;
+    match fault {
+        Some(Fault::ProcessingHangs) => {
+            let v = json!({"id": c.id, "status": PROCESSING});
+            return conversation_answer(v, PROCESSING);
+        }
+        Some(Fault::ProcessingFails | Fault::AnswerProcessingThenFail) => {
+            c.deleted = true;
+            if let Some(key) = &key {
+                inner.by_session.remove(key);
+            }
+            return detail(500, "Failed to process conversation");
+        }
+        _ => {}
     }
-    axum::Json(json!({"id": id, "status": "completed", "discarded": false})).into_response()
+    c.status = COMPLETED.to_string();
+    let id = c.id.clone();
+    let session = c.session_id.clone().unwrap_or_default();
+    *inner.creations.entry(session).or_default() += 1;
+    conversation_answer(
+        json!({"id": id, "status": COMPLETED, "discarded": false,
+               "meeting_treatment_eligible": false}),
+        COMPLETED,
+    )
 }
 
 fn list(shared: &Arc<Shared>, fp: &str, uri: &Uri) -> Response {
@@ -1106,7 +1417,13 @@ fn list(shared: &Arc<Shared>, fp: &str, uri: &Uri) -> Response {
         .conversations
         .iter()
         .rev()
-        .filter(|c| c.key_fingerprint == fp && !c.deleted)
+        .filter(|c| {
+            c.key_fingerprint == fp
+                && !c.deleted
+                && !c.locked
+                && !c.discarded
+                && c.status == COMPLETED
+        })
         .skip(offset)
         .take(limit)
         .map(|c| render(c, include))
@@ -1115,7 +1432,7 @@ fn list(shared: &Arc<Shared>, fp: &str, uri: &Uri) -> Response {
 }
 
 /// Parses one fault of the admin JSON:
-/// `{"route": "any|create|list|get|delete", "times": 1, "kind": "status|raw|too_many|stall|reset|process_then_status|process_then_reset|process_then_stall", "status": 500, "ms": 2000, "retry_after": "60", "body": "…", "content_type": "text/html"}`.
+/// `{"route": "any|create|list|get|delete|patch|key", "times": 1, "kind": "status|raw|too_many|stall|reset|process_then_status|process_then_reset|process_then_stall|processing_fails|processing_hangs|answer_processing|answer_processing_then_fail|limiter_503", "status": 500, "ms": 2000, "retry_after": "60", "body": "…", "content_type": "text/html"}`.
 pub fn admin_fault(v: &Value) -> Result<(Route, Fault, usize), String> {
     let route = match v.get("route").and_then(Value::as_str).unwrap_or("any") {
         "any" => Route::Any,
@@ -1123,6 +1440,8 @@ pub fn admin_fault(v: &Value) -> Result<(Route, Fault, usize), String> {
         "list" => Route::List,
         "get" => Route::Get,
         "delete" => Route::Delete,
+        "patch" => Route::Patch,
+        "key" => Route::Key,
         other => return Err(format!("unknown route {other:?}")),
     };
     let times = v.get("times").and_then(Value::as_u64).unwrap_or(1) as usize;
@@ -1155,6 +1474,17 @@ pub fn admin_fault(v: &Value) -> Result<(Route, Fault, usize), String> {
         "process_then_status" => Fault::ProcessThenStatus(status),
         "process_then_reset" => Fault::ProcessThenReset,
         "process_then_stall" => Fault::ProcessThenStall(ms),
+        "processing_fails" => Fault::ProcessingFails,
+        "processing_hangs" => Fault::ProcessingHangs,
+        "answer_processing" => Fault::AnswerProcessing,
+        "answer_processing_then_fail" => Fault::AnswerProcessingThenFail,
+        "limiter_503" => Fault::LimiterUnavailable {
+            retry_after: v
+                .get("retry_after")
+                .and_then(Value::as_str)
+                .unwrap_or("60")
+                .to_string(),
+        },
         other => return Err(format!("unknown fault kind {other:?}")),
     };
     Ok((route, fault, times))
@@ -1167,6 +1497,7 @@ fn handle_admin(shared: &Arc<Shared>, method: &Method, what: &str, body: &Bytes)
             axum::Json(json!({
                 "requests": inner.requests.len(),
                 "conversations": inner.conversations.iter().filter(|c| !c.deleted).count(),
+                "processing": inner.conversations.iter().filter(|c| !c.deleted && c.status == PROCESSING).count(),
                 "creations": inner.creations,
                 "pending_faults": inner.faults.len(),
             }))

@@ -49,6 +49,5 @@ pub fn conversation(tag: &str, n: usize) -> PushConversation {
         finished_at: UtcMillis(T0 + n.max(1) as i64 * 1500),
         pieces,
         language: "en".to_string(),
-        device_id: Some("omi-test-device".to_string()),
     }
 }
