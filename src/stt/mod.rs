@@ -29,6 +29,7 @@
 
 pub mod deepgram;
 pub mod engine;
+pub mod ggml_file;
 pub mod guards;
 mod http;
 pub mod models;

@@ -99,6 +99,13 @@ impl WhisperModel {
                 ),
             });
         }
+        // whisper.cpp aborts the process on a malformed file: check it first.
+        super::ggml_file::check(path).map_err(|why| SttError::Model {
+            message: format!(
+                "{} is not a whole Whisper model: {why}; fetch it again with `omi-sync models download`",
+                path.display()
+            ),
+        })?;
         let mut params = WhisperContextParameters::default();
         params.use_gpu(false);
         let preset = if dtw { dtw_preset(path) } else { None };

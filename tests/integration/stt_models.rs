@@ -310,3 +310,61 @@ fn missing_file_on_the_server_is_an_error() {
         .unwrap_err();
     assert!(e.to_string().contains("404"), "{e}");
 }
+
+/// The real model passes the file check; files whisper.cpp would abort on
+/// (the magic alone, the magic and random bytes, a cut download) make
+/// `transcribe` exit 7 with a message, and `--auto` leaves the speech
+/// pending, instead of the process dying inside whisper.cpp (exit 134).
+#[test]
+fn a_model_file_that_is_not_whole_is_refused_before_whisper_cpp_reads_it() {
+    let real = crate::stt_common::model_path().expect("the real model");
+    assert_eq!(omi_sync::stt::ggml_file::check(&real), Ok(()));
+    let sb = crate::common::Sandbox::new();
+    let inputs = sb.inputs();
+    crate::common::write_demo(&inputs);
+    assert_eq!(sb.run(&["import", inputs.to_str().unwrap()]).code, 0);
+    let bytes = std::fs::read(&real).unwrap();
+    let mut random = b"lmgg".to_vec();
+    random.extend(blob(100_000));
+    for (name, body) in [
+        ("magic", b"lmgg".to_vec()),
+        ("random", random),
+        ("cut", bytes[..bytes.len() / 2].to_vec()),
+    ] {
+        let model = sb.dir.path().join(format!("{name}.bin"));
+        std::fs::write(&model, &body).unwrap();
+        let out = sb
+            .cmd()
+            .env("OMI_SYNC_MODEL", &model)
+            .args(["transcribe"])
+            .output()
+            .unwrap();
+        let run = crate::common::Run::from(out);
+        assert_eq!(run.code, 7, "{name}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("is not a whole Whisper model"),
+            "{name}: {}",
+            run.stderr
+        );
+        let out = sb
+            .cmd()
+            .env("OMI_SYNC_MODEL", &model)
+            .args(["--auto", "--source", "demo", "--dry-run"])
+            .output()
+            .unwrap();
+        let run = crate::common::Run::from(out);
+        assert_ne!(run.code, 134, "{name}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("is not a whole Whisper model")
+                || run.stdout.contains("is not a whole Whisper model"),
+            "{name}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    let pending = sb.run(&["segments", "--json"]).json();
+    assert!(
+        pending.to_string().contains("\"pending\""),
+        "speech left pending"
+    );
+}
