@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::timeline::reason;
 use super::{ms, window};
 use crate::engine::push::CloudStatus;
-use crate::timeline::{Conversation, Domain, SegmentStatus};
+use crate::timeline::{Conversation, Domain};
 use crate::tui::app::App;
 
 /// How many of the longest silences are offered as split points.
@@ -225,17 +225,7 @@ fn draw_segments(f: &mut Frame, area: Rect, app: &App, c: &Conversation) {
             ),
             Row::Segment(i) => {
                 let s = &c.segments[i];
-                let mut style = match s.status {
-                    SegmentStatus::Speech => t.text,
-                    SegmentStatus::Failed => t.bad,
-                    _ => t.dim,
-                };
-                if heard == Some(s.id) {
-                    style = style.patch(t.playing);
-                }
-                if i == app.seg {
-                    style = style.patch(t.selected);
-                }
+                let style = super::segment_style(t, s, heard, i == app.seg);
                 Line::styled(
                     format!(
                         "{} {:>6} {:<8} {}",

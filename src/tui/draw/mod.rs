@@ -24,6 +24,7 @@ use super::app::{App, Prompt, Tone, View};
 use super::keys::Action;
 use super::theme::Theme;
 use crate::engine::push::CloudStatus;
+use crate::timeline::{Segment, SegmentStatus};
 
 /// The narrowest terminal the TUI draws in.
 pub const MIN_WIDTH: u16 = 60;
@@ -278,6 +279,23 @@ pub fn window(selected: usize, len: usize, height: usize) -> usize {
     }
     let half = height / 2;
     selected.saturating_sub(half).min(len - height)
+}
+
+/// How a segment's row looks: by its status, marked while it plays and
+/// when it is the selected row.
+pub fn segment_style(t: &Theme, s: &Segment, heard: Option<i64>, selected: bool) -> Style {
+    let mut style = match s.status {
+        SegmentStatus::Speech => t.text,
+        SegmentStatus::Failed => t.bad,
+        _ => t.dim,
+    };
+    if heard == Some(s.id) {
+        style = style.patch(t.playing);
+    }
+    if selected {
+        style = style.patch(t.selected);
+    }
+    style
 }
 
 /// A conversation's cloud state in a few words, and how to style it.

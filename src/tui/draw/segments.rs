@@ -7,7 +7,6 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{ms, window};
-use crate::timeline::SegmentStatus;
 use crate::tui::app::App;
 
 /// Draws the view.
@@ -36,17 +35,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .skip(first)
         .take(height)
         .map(|(i, s)| {
-            let mut style = match s.status {
-                SegmentStatus::Speech => t.text,
-                SegmentStatus::Failed => t.bad,
-                _ => t.dim,
-            };
-            if heard == Some(s.id) {
-                style = style.patch(t.playing);
-            }
-            if i == app.row {
-                style = style.patch(t.selected);
-            }
+            let style = super::segment_style(t, s, heard, i == app.row);
             Line::styled(
                 format!(
                     "{:>6} {} {:>6} {:<8} {:<10.10} {}",
