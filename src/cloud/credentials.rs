@@ -270,7 +270,13 @@ pub enum StoreError {
     /// an unsupported platform).
     #[error("no keyring service is available: {0}")]
     Unavailable(String),
-    /// The keyring is there but the operation failed (locked, denied, …).
+    /// The keyring is there but locked, and unlocking it needs a person at
+    /// a desktop prompt (none answered: a cron job, an SSH session).
+    #[error(
+        "the keyring is locked (unlock it by logging in to the desktop session, or with `gnome-keyring-daemon --unlock`): {0}"
+    )]
+    Locked(String),
+    /// The keyring is there but the operation failed (denied, …).
     #[error("{0}")]
     Failed(String),
 }
@@ -327,6 +333,7 @@ fn map_keyring_error(e: keyring::Error) -> StoreError {
         keyring::Error::PlatformFailure(_) if looks_like_no_service(&reason) => {
             StoreError::Unavailable(reason)
         }
+        _ if looks_locked(&reason) => StoreError::Locked(reason),
         _ => StoreError::Failed(reason),
     }
 }
@@ -346,6 +353,13 @@ fn looks_like_no_service(reason: &str) -> bool {
     ]
     .iter()
     .any(|needle| r.contains(needle))
+}
+
+/// Secret Service failures that mean "locked, and the unlock prompt went
+/// unanswered" (gnome-keyring dismisses it when no desktop can show it).
+fn looks_locked(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("prompt dismissed") || r.contains("locked")
 }
 
 impl SecretStore for OsKeyring {

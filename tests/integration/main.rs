@@ -35,6 +35,7 @@ mod edit;
 mod full_disk;
 mod import;
 mod import_hostile;
+mod keyring_real;
 mod ledger_rebuild;
 mod notify;
 mod packaging;

@@ -8,8 +8,6 @@
 //! `scripts/setup`): under CI a missing one fails; elsewhere it is skipped.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,58 +15,7 @@ use zbus::zvariant::OwnedValue;
 
 use crate::common::{Run, Sandbox, transcribe_from_script, write_demo};
 use crate::support::contract_server::{ContractConfig, ContractServer, OTHER_KEY, TEST_KEY};
-
-/// A private session bus, stopped when dropped.
-struct Bus {
-    daemon: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Bus {
-    /// Starts `dbus-daemon --session` on a socket of its own, or `None`
-    /// (outside CI) when there is no dbus-daemon.
-    fn start() -> Option<Bus> {
-        let dir = tempfile::tempdir().unwrap();
-        let spawned = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nosyslog", "--print-address=1"])
-            .arg(format!(
-                "--address=unix:path={}",
-                dir.path().join("bus").display()
-            ))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut daemon = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "dbus-daemon is needed (scripts/setup installs it): {e}"
-                );
-                eprintln!("notify tests skipped: no dbus-daemon ({e})");
-                return None;
-            }
-        };
-        let mut line = String::new();
-        BufReader::new(daemon.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
-        Some(Bus {
-            daemon,
-            address: line.trim().to_string(),
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
+use crate::support::session_bus::SessionBus;
 
 /// One notice as the service got it.
 #[derive(Debug, Clone)]
@@ -126,14 +73,14 @@ impl Recorder {
 
 /// A bus with the recorder on it.
 struct Desktop {
-    bus: Bus,
+    bus: SessionBus,
     _service: zbus::blocking::Connection,
     got: Arc<Mutex<Vec<Got>>>,
 }
 
 impl Desktop {
     fn start() -> Option<Desktop> {
-        let bus = Bus::start()?;
+        let bus = SessionBus::start("the desktop-notice tests")?;
         let got = Arc::new(Mutex::new(Vec::new()));
         let service = zbus::blocking::connection::Builder::address(bus.address.as_str())
             .unwrap()

@@ -1,9 +1,10 @@
-//! Shared helpers for the integration tests: the contract server and a few
-//! fixtures for the cloud tests.
+//! Shared helpers for the integration tests: the contract server, a private
+//! D-Bus session bus, and a few fixtures for the cloud tests.
 
 #![allow(dead_code)]
 
 pub mod contract_server;
+pub mod session_bus;
 
 use std::time::Duration;
 
