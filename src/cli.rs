@@ -68,6 +68,11 @@ pub struct Cli {
     #[arg(long, value_name = "SOURCE", requires = "auto")]
     pub source: Option<String>,
 
+    /// With --auto and a `sim:PATH` source: faults the simulated pendant
+    /// plays (see `omi-sync pull --help`), e.g. `delay-ms=2,drop-every=500`.
+    #[arg(long = "sim-faults", value_name = "SPEC", requires = "auto")]
+    pub auto_sim_faults: Option<String>,
+
     /// With --auto: how to push.
     #[command(flatten)]
     pub push: PushArgs,

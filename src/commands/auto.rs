@@ -9,18 +9,24 @@ use super::transcribe;
 use crate::cli::PushArgs;
 use crate::engine::auto::{AutoReport, Pulled, Source};
 use crate::engine::jobs::Job;
+use crate::engine::pendant::Pendant;
 use crate::engine::report::JobReport;
 use crate::exit::{CommandResult, ExitCode, Failure};
 use crate::notify::AutoOutcome;
 use crate::runlog::RunLog;
 use crate::term::{GOOD, paint, say};
 
-/// `omi-sync --auto [--source SOURCE] [--dry-run] [--wait] [--allow-estimated-times]`
+/// `omi-sync --auto [--source SOURCE] [--sim-faults SPEC] [--dry-run] [--wait] [--allow-estimated-times]`
 /// At the end, a desktop notice says what a person should hear about
 /// ([`crate::notify`]).
-pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> CommandResult {
+pub fn run(
+    ctx: &Context,
+    source: Option<&str>,
+    sim_faults: Option<&str>,
+    push_args: &PushArgs,
+) -> CommandResult {
     let mut outcome = AutoOutcome::default();
-    let result = job(ctx, source, push_args, &mut outcome);
+    let result = job(ctx, source, sim_faults, push_args, &mut outcome);
     crate::notify::auto_finished(&ctx.ws.config.auto, &outcome.ended(&result));
     result
 }
@@ -28,6 +34,7 @@ pub fn run(ctx: &Context, source: Option<&str>, push_args: &PushArgs) -> Command
 fn job(
     ctx: &Context,
     source: Option<&str>,
+    sim_faults: Option<&str>,
     push_args: &PushArgs,
     outcome: &mut AutoOutcome,
 ) -> CommandResult {
@@ -38,7 +45,15 @@ fn job(
              simulated pendant (or set `source` under [auto] in the config file)"
         ))
     })?;
-    let source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;
+    let mut source = Source::parse(source).map_err(|e| Failure::usage(anyhow!(e)))?;
+    if let Some(spec) = sim_faults {
+        let Source::Pendant(Pendant::Sim { faults, .. }) = &mut source else {
+            return Err(Failure::usage(anyhow!(
+                "--sim-faults goes with a simulated pendant: --source sim:PATH"
+            )));
+        };
+        *faults = spec.to_string();
+    }
     let job = Job::Auto {
         source,
         push: push_cmd::request(push_args),

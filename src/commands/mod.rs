@@ -157,6 +157,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
             cli.source
                 .as_deref()
                 .or(ctx.ws.config.auto.source.as_deref()),
+            cli.auto_sim_faults.as_deref(),
             &cli.push,
         );
     }

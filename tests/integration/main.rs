@@ -36,6 +36,7 @@ mod full_disk;
 mod import;
 mod import_hostile;
 mod keyring_real;
+mod kill_campaign;
 mod ledger_rebuild;
 mod notify;
 mod packaging;
