@@ -18,7 +18,7 @@ fn a_full_disk_stops_cleanly_and_a_rerun_completes() {
     write_demo(&inputs);
     let data = sb.data();
     std::fs::create_dir_all(&data).unwrap();
-    let bin = env!("CARGO_BIN_EXE_omi-sync");
+    let bin = crate::common::binary();
     let config = sb.dir.path().join("none.toml");
     let script = r#"
         set -u

@@ -100,7 +100,7 @@ fn the_deb_is_lintian_clean_and_works_unpacked_in_a_temp_root() {
     let (stdout, stderr) = output(
         Command::new(repo.join("packaging/build-deb"))
             .arg("--binary")
-            .arg(env!("CARGO_BIN_EXE_omi-sync"))
+            .arg(crate::common::binary())
             .arg("--out")
             .arg(work.path().join("out"))
             .args(["--fast", "--lintian"])

@@ -113,7 +113,7 @@ fn review_merges_undoes_splits_and_restores_the_terminal() {
 
     let line = format!(
         "env NO_COLOR=1 TZ=UTC DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent {} --data-dir {} --config {} review; echo \"EXIT=$?\"; stty -a; echo STTY-DONE; sleep 30",
-        shell_quote(Path::new(env!("CARGO_BIN_EXE_omi-sync"))),
+        shell_quote(&crate::common::binary()),
         shell_quote(&sb.data()),
         shell_quote(&sb.dir.path().join("config.toml")),
     );

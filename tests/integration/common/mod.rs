@@ -55,6 +55,15 @@ impl From<Output> for Run {
     }
 }
 
+/// The omi-sync under test: this build's, or the one `OMI_SYNC_BIN` names
+/// (a release build, or a frozen copy while a long campaign runs beside a
+/// rebuild).
+pub fn binary() -> PathBuf {
+    std::env::var_os("OMI_SYNC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_omi-sync")))
+}
+
 impl Sandbox {
     /// A new, empty sandbox.
     pub fn new() -> Self {
@@ -82,7 +91,7 @@ impl Sandbox {
 
     /// The base command, isolated from the user's config and data.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_omi-sync"));
+        let mut c = Command::new(binary());
         c.arg("--data-dir")
             .arg(self.data())
             .arg("--config")
