@@ -133,6 +133,38 @@ fn damaged(path: &Path, e: StoreError) -> StoreError {
     }
 }
 
+/// SQLite's own check of the ledger's pages (`PRAGMA quick_check`), run the
+/// first time a process opens each ledger file: a garbled page is found
+/// before anything is read from it or written over it. Damaged with captures
+/// there is [`StoreError::LedgerLost`] (rebuild from them); damaged without
+/// is [`StoreError::Corrupt`]. The file is left as it is either way.
+fn integrity_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if CHECKED.lock().map(|c| c.contains(&key)).unwrap_or(false) {
+        return Ok(());
+    }
+    let found = conn
+        .query_row("PRAGMA quick_check(3)", [], |r| r.get::<_, String>(0))
+        .map_err(|e| StoreError::Sql {
+            context: format!("cannot check {}", path.display()),
+            source: e,
+        })
+        .map_err(|e| damaged(path, e))?;
+    if found != "ok" {
+        let why = format!("damaged (SQLite's integrity check: {})", found.trim());
+        lost_check(path, Some(&why))?;
+        return Err(StoreError::Corrupt(format!(
+            "the ledger {} is {why}; it was left as it is: restore it from a backup, or move it aside to start anew",
+            path.display()
+        )));
+    }
+    if let Ok(mut checked) = CHECKED.lock() {
+        checked.push(key);
+    }
+    Ok(())
+}
+
 /// Wraps a rusqlite error with what was being done.
 pub(crate) trait SqlContext<T> {
     /// Adds context to an SQLite error.
@@ -213,6 +245,9 @@ impl Ledger {
             // that holds captures.
             lost_check(&path, Some("empty (it has no tables)"))?;
         }
+        if !new_over_captures {
+            integrity_check(&conn, &path)?;
+        }
         migrations::migrate(&mut conn)?;
         Ok(Ledger {
             reader: LedgerReader {
@@ -257,7 +292,9 @@ impl LedgerReader {
             .ctx("cannot set busy timeout")?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .ctx(&format!("cannot read {}", path.display()))?;
+            .ctx(&format!("cannot read {}", path.display()))
+            .map_err(|e| damaged(&path, e))?;
+        integrity_check(&conn, &path)?;
         if found as usize > migrations::CURRENT_VERSION {
             return Err(migrations::MigrationError::TooNew {
                 found: found as usize,

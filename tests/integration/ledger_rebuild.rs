@@ -134,3 +134,39 @@ fn a_garbled_or_deleted_ledger_is_refused_and_captures_without_cards_come_back_e
     let count = omi_sync::store::files::stored_hashes(&sb.data()).len();
     assert!(count > 5, "{count}");
 }
+
+#[test]
+fn a_ledger_with_one_garbled_page_is_found_on_open_and_left_as_it_is() {
+    let sb = Sandbox::new();
+    backlog(&sb);
+    let before = segment_keys(&sb);
+    // Fold the WAL in, then overwrite the middle of one page deep in the
+    // file: the header still says "SQLite", only SQLite's own check sees it.
+    {
+        let conn = rusqlite::Connection::open(ledger_file(&sb)).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(ledger_file(&sb)).unwrap();
+    let page = 4096;
+    let pages = bytes.len() / page;
+    assert!(pages > 4, "{pages} pages");
+    let at = (pages / 2) * page + 8;
+    for (i, b) in bytes[at..at + 1500].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+    }
+    std::fs::write(ledger_file(&sb), &bytes).unwrap();
+    assert_refused(&sb, "is damaged (SQLite's integrity check:");
+    assert_eq!(
+        std::fs::read(ledger_file(&sb)).unwrap(),
+        bytes,
+        "no command wrote over the damaged ledger"
+    );
+    let run = sb.run(&["ledger", "rebuild", "--json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        segment_keys(&sb),
+        before,
+        "every segment back from the captures"
+    );
+}
