@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod cpu;
 pub mod device;
+pub mod disk;
 pub mod engine;
 pub mod exit;
 pub mod fsnode;

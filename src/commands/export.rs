@@ -17,6 +17,9 @@ fn failure(e: ExportError) -> Failure {
             ExitCode::Interrupted,
             anyhow!("stopped on request; no file was left behind"),
         ),
+        ExportError::Write { ref source, .. } if crate::disk::is_full(source) => {
+            Failure::new(ExitCode::Fatal, e)
+        }
         other => Failure::new(ExitCode::Failed, other),
     }
 }

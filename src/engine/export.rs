@@ -41,7 +41,7 @@ pub enum ExportError {
         message: String,
     },
     /// The WAV file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {source}{hint}", hint = crate::disk::full_hint(source))]
     Write {
         /// The file.
         path: PathBuf,

@@ -259,10 +259,9 @@ pub fn classify(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
 
 /// Whether an OS error is one a retry cannot fix.
 fn needs_a_person(io: &std::io::Error) -> bool {
-    io.raw_os_error() == Some(28) // ENOSPC
+    crate::disk::is_full(io)
         || io.kind() == std::io::ErrorKind::PermissionDenied
         || io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
-        || io.kind() == std::io::ErrorKind::StorageFull
 }
 
 fn sqlite_needs_a_person(code: rusqlite::ErrorCode) -> bool {
@@ -289,9 +288,8 @@ fn sqlite_code(error: &(dyn std::error::Error + 'static)) -> Option<rusqlite::Er
 
 /// What to do about a failure of the disk or the database, if it is one.
 fn storage_remedy(error: &(dyn std::error::Error + 'static), ws: &Workspace) -> Option<Remedy> {
-    let full = io_cause(error).is_some_and(|io| {
-        io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull
-    }) || sqlite_code(error) == Some(rusqlite::ErrorCode::DiskFull);
+    let full = io_cause(error).is_some_and(crate::disk::is_full)
+        || sqlite_code(error) == Some(rusqlite::ErrorCode::DiskFull);
     if full {
         return Some(Remedy::FreeSpace {
             path: ws.data_dir.clone(),

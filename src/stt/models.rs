@@ -221,7 +221,7 @@ pub enum ModelError {
         actual: String,
     },
     /// A local file operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{hint}", hint = crate::disk::full_hint(source))]
     Io {
         /// Which file.
         path: PathBuf,
@@ -541,8 +541,14 @@ impl ModelStore {
                     message: format!("the server sent more than the expected {} bytes", info.size),
                 }));
             }
-            file.write_all(&buf[..n])
-                .map_err(|e| Fetch::Fatal(io_err(part)(e)))?;
+            if let Err(e) = file.write_all(&buf[..n]) {
+                // A write cut short (a full disk) may leave a torn tail: cut
+                // the part back to what is known whole, so a resume asks
+                // for the right byte.
+                let _ = file.set_len(have);
+                let _ = file.sync_all();
+                return Err(Fetch::Fatal(io_err(part)(e)));
+            }
             have += n as u64;
             progress(Progress {
                 done: have,

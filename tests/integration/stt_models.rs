@@ -14,7 +14,7 @@ use omi_sync::stt::RetryPolicy;
 use omi_sync::stt::models::{self, ModelError, ModelInfo, ModelStore, Verification};
 
 /// A fake model: deterministic bytes.
-fn blob(n: usize) -> Vec<u8> {
+pub(crate) fn blob(n: usize) -> Vec<u8> {
     let mut s = 0x1234_5678u32;
     (0..n)
         .map(|_| {
@@ -40,12 +40,12 @@ struct Log {
 /// Serves `data` at any `*.bin` path, honouring `Range: bytes=N-`. The first
 /// `cut_first` responses stop after `cut_at` bytes of body and close the
 /// connection (a dropped download).
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     log: Arc<Mutex<Log>>,
 }
 
-fn serve(data: Vec<u8>, cut_first: usize, cut_at: usize, ignore_range: bool) -> Server {
+pub(crate) fn serve(data: Vec<u8>, cut_first: usize, cut_at: usize, ignore_range: bool) -> Server {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/models", l.local_addr().unwrap());
     let log = Arc::new(Mutex::new(Log::default()));
@@ -132,7 +132,7 @@ fn handle(
     let _ = c.read(&mut sink);
 }
 
-fn store(dir: &std::path::Path, base: &str, data: &[u8]) -> ModelStore {
+pub(crate) fn store(dir: &std::path::Path, base: &str, data: &[u8]) -> ModelStore {
     ModelStore::new(dir)
         .with_base_url(base)
         .with_table(vec![ModelInfo::new(
