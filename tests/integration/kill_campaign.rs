@@ -176,7 +176,7 @@ impl World {
 
     /// Custody's promises that hold at every moment (after a kill too).
     fn assert_safe(&self, when: &str) {
-        if !self.sb.data().join("ledger.sqlite3").exists() {
+        if !self.ledger_made() {
             // Killed before the ledger was made: nothing may have moved.
             let freed_to = SimPendant::open(&self.image, "")
                 .unwrap()
@@ -239,6 +239,19 @@ impl World {
                 );
             }
         }
+    }
+
+    /// Whether the ledger exists with its schema (a kill can land before
+    /// the first run's schema transaction commits).
+    fn ledger_made(&self) -> bool {
+        let path = self.sb.data().join("ledger.sqlite3");
+        path.exists()
+            && rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
+            .is_ok_and(|v| v > 0)
     }
 
     /// Which conversations each capture's segments belong to.
