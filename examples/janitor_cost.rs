@@ -110,7 +110,8 @@ fn run() -> Result<(), String> {
     let mut due = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        let schedule = janitor::schedule(&ws, &reader, UtcMillis::now()).map_err(|e| e.to_string())?;
+        let schedule =
+            janitor::schedule(&ws, &reader, UtcMillis::now()).map_err(|e| e.to_string())?;
         times.push(t.elapsed());
         due = schedule
             .captures

@@ -170,3 +170,36 @@ fn a_ledger_with_one_garbled_page_is_found_on_open_and_left_as_it_is() {
         "every segment back from the captures"
     );
 }
+
+#[test]
+fn a_capture_deleted_behind_the_ledgers_back_is_named_and_the_rest_goes_on() {
+    let sb = Sandbox::new();
+    let inputs = sb.inputs();
+    write_demo(&inputs);
+    assert_eq!(sb.run(&["import", inputs.to_str().unwrap()]).code, 0);
+    let segments = sb.run(&["segments", "--json"]).json();
+    let gone = omi_sync::store::files::stored_hashes(&sb.data())
+        .into_iter()
+        .next()
+        .unwrap();
+    let path = sb.data().join(omi_sync::store::files::relative_path(&gone));
+    std::fs::remove_file(&path).unwrap();
+
+    let run = sb.run(&["vad", "--rerun"]);
+    assert_eq!(run.code, 3, "needs attention: {}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&path.display().to_string()) && run.stderr.contains("No such file"),
+        "the missing file is named: {}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("Analysed 4 captures"), "{}", run.stdout);
+    // The other captures' speech is all still there, and nothing else moved.
+    let after = sb.run(&["segments", "--json"]).json();
+    assert_eq!(
+        after["segments"].as_array().unwrap().len(),
+        segments["segments"].as_array().unwrap().len(),
+        "the deleted capture's segments are kept, not dropped"
+    );
+    let tl = sb.run(&["timeline", "--json"]);
+    assert_eq!(tl.code, 0, "{}", tl.stderr);
+}
