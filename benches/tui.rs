@@ -27,13 +27,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use omi_sync::audio::Codec;
-use omi_sync::clock::{ClockTrust, UtcMillis};
 use omi_sync::config::Config;
-use omi_sync::device::capture::{CaptureFormat, Run};
-use omi_sync::device::demo;
 use omi_sync::engine::workspace::Workspace;
-use omi_sync::store::{Ledger, NewCapture, NewSegment, RunRow};
+use omi_sync::store::Ledger;
 use omi_sync::tui::app::{App, Options};
 use omi_sync::tui::keys::KeyMap;
 use omi_sync::tui::theme::Theme;
@@ -44,57 +40,10 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 const SEGMENTS: usize = 10_000;
 
-/// A ledger of `SEGMENTS` segments pointing into one demo capture (their
-/// times are what the TUI draws).
+/// A ledger of `SEGMENTS` segments, 2 500 conversations of four.
 fn backlog(dir: &std::path::Path) {
     let mut ledger = Ledger::open(dir).unwrap();
-    let f = &demo::FILES[0];
-    let t0 = 1_748_854_800_000i64;
-    let (_, capture) = ledger
-        .add_capture(
-            f.bytes,
-            &NewCapture {
-                format: CaptureFormat::Wal,
-                codec: Codec::PENDANT,
-                device: "omi".into(),
-                origin: "bench".into(),
-                file_name: f.name.into(),
-                name_start: Some(UtcMillis(t0)),
-                clock: ClockTrust::Wall,
-                first_seq: None,
-                ring_id: None,
-                captured_at: UtcMillis(t0),
-            },
-        )
-        .unwrap();
-    let segments: Vec<NewSegment> = (0..SEGMENTS)
-        .map(|i| {
-            let start = UtcMillis(t0 + (i / 4) as i64 * 600_000 + (i % 4) as i64 * 5_000);
-            NewSegment {
-                key: format!("bench-{i:05}"),
-                run_index: 0,
-                sample_start: 0,
-                sample_end: 16_000,
-                device: "omi".into(),
-                clock: ClockTrust::Wall,
-                start,
-                end: start.plus_ms(3_000),
-            }
-        })
-        .collect();
-    let run = RunRow {
-        run: Run {
-            first_frame: 0,
-            frame_count: 3000,
-            samples: 960_000,
-            start: UtcMillis(t0),
-            clock: ClockTrust::Wall,
-        },
-        bad_frames: 0,
-    };
-    ledger
-        .save_analysis(capture.id, &[run], &segments, &[], "{}")
-        .unwrap();
+    omi_sync::store::synthetic::add_backlog(&mut ledger, SEGMENTS / 4, 4, "bench").unwrap();
 }
 
 fn key(app: &mut App, c: char) {

@@ -27,6 +27,7 @@ pub mod rebuild;
 pub mod retention;
 pub mod ring;
 mod segments;
+pub mod synthetic;
 #[cfg(test)]
 pub(crate) mod testdata;
 

@@ -6,14 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use omi_sync::audio::Codec;
-use omi_sync::clock::{ClockTrust, UtcMillis};
-use omi_sync::device::capture::CaptureFormat;
 use omi_sync::device::record::{RECORD_BYTES, build_record};
 use omi_sync::device::usb::Variant;
 use omi_sync::device::usb::fixture::FixtureBuilder;
 use omi_sync::device::{demo, wal};
-use omi_sync::store::{Ledger, LedgerReader, NewCapture, NewSegment, RunRow};
+use omi_sync::store::{Ledger, LedgerReader};
 use omi_sync::timeline::SegmentStatus;
 
 /// A throwaway data directory and a way to run `omi-sync` against it.
@@ -287,53 +284,7 @@ pub fn transcribe_from_script(data: &Path) -> usize {
 /// into one real capture; their times are what matters here.
 pub fn synthetic_backlog(data: &Path, n: usize) {
     let mut ledger = Ledger::open(data).unwrap();
-    let f = &demo::FILES[0];
-    let (_, capture) = ledger
-        .add_capture(
-            f.bytes,
-            &NewCapture {
-                format: CaptureFormat::Wal,
-                codec: Codec::PENDANT,
-                device: "omi".into(),
-                origin: "synthetic".into(),
-                file_name: f.name.into(),
-                name_start: Some(UtcMillis(1_748_854_800_000)),
-                clock: ClockTrust::Wall,
-                first_seq: None,
-                ring_id: None,
-                captured_at: UtcMillis(1_748_854_860_000),
-            },
-        )
-        .unwrap();
-    let t0 = 1_748_854_800_000i64;
-    let segments: Vec<NewSegment> = (0..n * 2)
-        .map(|i| {
-            let start = UtcMillis(t0 + (i / 2) as i64 * 600_000 + (i % 2) as i64 * 5_000);
-            NewSegment {
-                key: format!("synthetic-{i:04}"),
-                run_index: 0,
-                sample_start: 0,
-                sample_end: 16_000,
-                device: "omi".into(),
-                clock: ClockTrust::Wall,
-                start,
-                end: start.plus_ms(3_000),
-            }
-        })
-        .collect();
-    let run = RunRow {
-        run: omi_sync::device::capture::Run {
-            first_frame: 0,
-            frame_count: 3000,
-            samples: 960_000,
-            start: UtcMillis(t0),
-            clock: ClockTrust::Wall,
-        },
-        bad_frames: 0,
-    };
-    ledger
-        .save_analysis(capture.id, &[run], &segments, &[], "{}")
-        .unwrap();
+    omi_sync::store::synthetic::add_backlog(&mut ledger, n, 2, "synthetic").unwrap();
     for s in ledger.segments().unwrap() {
         let text = format!("Synthetic sentence {} of the backlog.", s.found.key);
         ledger
