@@ -56,11 +56,11 @@ fn each_fault_ends_with_one_conversation_created_once_and_counted_truthfully() {
         ),
     ];
     let mut table = vec![format!(
-        "| {:<28} | {:>6} | {:>6} | {:>5} | {:>4} | {:>7} | {:>6} |",
+        "| {:<28} | {:>7} | {:>6} | {:>5} | {:>4} | {:>7} | {:>6} |",
         "fault on the first create", "creates", "GETs", "other", "runs", "created", "pushed"
     )];
     table.push(format!(
-        "|{:-<30}|{:-<8}|{:-<8}|{:-<7}|{:-<6}|{:-<9}|{:-<8}|",
+        "|{:-<30}|{:-<9}|{:-<8}|{:-<7}|{:-<6}|{:-<9}|{:-<8}|",
         "", "", "", "", "", "", ""
     ));
     for (name, fault) in cases {
