@@ -32,7 +32,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let auto = cli.auto;
-    init_logging(cli.global.verbose, cli.global.quiet, auto);
+    init_logging(
+        cli.global.verbose,
+        cli.global.quiet,
+        auto,
+        omi_sync::term::stderr_color(cli.global.color),
+    );
     if auto {
         runlog::started();
     }
@@ -111,8 +116,9 @@ fn report(failure: &Failure, json: bool) {
 
 /// Logs go to stderr: warnings by default, more with -v, set by RUST_LOG.
 /// `--auto` runs also keep the run log ([`runlog`]) at info level, with a
-/// filter of its own that `RUST_LOG` does not change.
-fn init_logging(verbose: u8, quiet: bool, auto: bool) {
+/// filter of its own that `RUST_LOG` does not change. Log lines on stderr
+/// carry colour escapes only when `ansi` (see [`omi_sync::term::stderr_color`]).
+fn init_logging(verbose: u8, quiet: bool, auto: bool, ansi: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -129,6 +135,7 @@ fn init_logging(verbose: u8, quiet: bool, auto: bool) {
         .add_directive(not_runlog);
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .with_filter(stderr_filter);
     let file = auto.then(open_run_log).flatten().map(|log| {

@@ -115,7 +115,16 @@ impl Context {
             ErrorClass::Failed => ExitCode::Failed,
         };
         let remedy = e.remedy(&self.ws);
-        let mut f = Failure::new(code, e);
+        // A full disk or an unwritable data directory is said in words
+        // naming the path; SQLite's own words follow as the cause.
+        let error = match remedy
+            .as_ref()
+            .and_then(|r| say::storage_problem(r, self.data_dir()))
+        {
+            Some(headline) => anyhow::Error::new(e).context(headline),
+            None => anyhow::Error::new(e),
+        };
+        let mut f = Failure::new(code, error);
         f.hint = remedy.as_ref().map(say::remedy);
         f.remedy = remedy;
         f

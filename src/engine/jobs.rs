@@ -302,7 +302,13 @@ fn storage_remedy(error: &(dyn std::error::Error + 'static), ws: &Workspace) -> 
         )
     }) || matches!(
         sqlite_code(error),
-        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::PermissionDenied)
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::PermissionDenied
+                // SQLite cannot open (or create the -wal/-shm of) the
+                // ledger: a read-only or someone else's data directory.
+                | rusqlite::ErrorCode::CannotOpen
+        )
     );
     denied.then(|| Remedy::FixPermissions {
         path: ws.data_dir.clone(),

@@ -358,6 +358,17 @@ impl Ledger {
     ) -> Result<(Stored, CaptureRow), StoreError> {
         let sha = files::sha256_hex(bytes);
         if let Some(existing) = self.capture_by_hash(&sha)? {
+            // The same bytes again: if the stored copy was lost or damaged
+            // since, these are what it held, so they restore it.
+            let path = self.data_dir.join(&existing.stored_path);
+            if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(existing.bytes) {
+                tracing::warn!(
+                    "restoring the lost capture file {} from {}",
+                    path.display(),
+                    new.origin
+                );
+                files::store_hashed(&self.data_dir, bytes, sha)?;
+            }
             return Ok((Stored::AlreadyImported, existing));
         }
         let (sha, rel) = files::store_hashed(&self.data_dir, bytes, sha)?;

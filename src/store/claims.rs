@@ -70,13 +70,16 @@ fn holder_pid(holder: &str) -> Option<u32> {
         .ok()
 }
 
-/// Whether a holder's process is known to be gone (Linux: no `/proc/PID`).
+/// Whether a holder's process is known to be gone.
 fn holder_is_gone(holder: &str) -> bool {
-    let proc_fs = std::path::Path::new("/proc/self");
-    match holder_pid(holder) {
-        Some(pid) if proc_fs.exists() => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        _ => false,
-    }
+    holder_pid(holder).is_some_and(process_is_gone)
+}
+
+/// Whether process `pid` is known to be gone (Linux: no `/proc/PID`);
+/// `false` where that cannot be known.
+pub(crate) fn process_is_gone(pid: u32) -> bool {
+    std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Ledger {

@@ -103,14 +103,22 @@ pub fn store_hashed(
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}{TEMP_MARK}{}",
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("capture"),
         std::process::id()
     ));
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(io_err("cannot create", &tmp))?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Recordings of people: readable by their owner only.
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp).map_err(io_err("cannot create", &tmp))?;
         f.write_all(bytes).map_err(io_err("cannot write", &tmp))?;
         f.sync_all().map_err(io_err("cannot flush to disk", &tmp))?;
         drop(f);
@@ -121,6 +129,56 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// What marks a temporary file of [`write_atomically`]: `.<name>.tmp-<pid>`.
+const TEMP_MARK: &str = ".tmp-";
+
+/// How old a temporary file whose writer still seems to run must be before
+/// it is taken for a leftover (its pid reused by another process): no write
+/// of one capture takes this long.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The pid that wrote a temporary file of [`write_atomically`], from its
+/// name; `None` for any other name.
+fn temp_writer(name: &str) -> Option<u32> {
+    let (base, pid) = name.strip_prefix('.')?.rsplit_once(TEMP_MARK)?;
+    (!base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Removes the temporary files a killed run left under `<data>/captures`:
+/// only names [`write_atomically`] makes, and only when the process that
+/// wrote one is gone (a live writer, another run storing a capture now, is
+/// never disturbed) or the file is older than [`STALE_TEMP_AGE`]. Returns
+/// the paths removed.
+pub fn remove_stale_temp_files(data_dir: &Path) -> Vec<PathBuf> {
+    let now = std::time::SystemTime::now();
+    let Ok(shards) = fs::read_dir(data_dir.join("captures")) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for file in shards
+        .flatten()
+        .filter_map(|shard| fs::read_dir(shard.path()).ok())
+        .flat_map(|files| files.flatten())
+    {
+        let Some(pid) = file.file_name().to_str().and_then(temp_writer) else {
+            continue;
+        };
+        let old = file
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        let writer_gone = pid != std::process::id() && super::claims::process_is_gone(pid);
+        if (writer_gone || old) && fs::remove_file(file.path()).is_ok() {
+            removed.push(file.path());
+        }
+    }
+    removed
 }
 
 fn sync_dir(dir: &Path) -> Result<(), FileError> {
@@ -183,6 +241,31 @@ mod tests {
         // No temporary files are left behind.
         let shard = dir.path().join(rel.parent().unwrap());
         assert_eq!(fs::read_dir(shard).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_our_temp_files_whose_writer_is_gone_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, rel) = store(dir.path(), b"hello").unwrap();
+        let shard = dir.path().join(rel.parent().unwrap());
+        // A pid above the kernel's pid_max: its writer cannot be running.
+        let dead = shard.join(".abc.tmp-4294967295");
+        let live = shard.join(format!(".abc.tmp-{}", std::process::id()));
+        let other = shard.join("notes.tmp-1");
+        for p in [&dead, &live, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        assert_eq!(temp_writer(".abc.tmp-12"), Some(12));
+        assert_eq!(temp_writer(".abc.tmp-"), None);
+        assert_eq!(temp_writer("abc.tmp-12"), None);
+        let removed = remove_stale_temp_files(dir.path());
+        if std::path::Path::new("/proc/self").exists() {
+            assert_eq!(removed, vec![dead.clone()]);
+            assert!(!dead.exists());
+        }
+        assert!(live.exists(), "a live writer's file is kept");
+        assert!(other.exists(), "not ours by name");
+        assert!(dir.path().join(&rel).exists(), "captures are kept");
     }
 
     #[test]

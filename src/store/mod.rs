@@ -23,6 +23,7 @@ pub mod files;
 mod lock;
 pub mod migrations;
 mod outbox;
+pub mod private;
 pub mod rebuild;
 pub mod retention;
 pub mod ring;
@@ -229,6 +230,18 @@ impl Ledger {
     fn open_as_is(data_dir: &Path, new_over_captures: bool) -> Result<Ledger, StoreError> {
         files::create_private_dir(data_dir)?;
         let path = data_dir.join(LEDGER_FILE);
+        private::precreate_file(&path).map_err(|source| files::FileError::Io {
+            action: "cannot create",
+            path: path.clone(),
+            source,
+        })?;
+        private::tighten(data_dir, LEDGER_FILE);
+        for stale in files::remove_stale_temp_files(data_dir) {
+            tracing::info!(
+                "removed {}, left by a run that was stopped",
+                stale.display()
+            );
+        }
         let mut conn = Connection::open(&path).ctx(&format!("cannot open {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx("cannot set busy timeout")?;

@@ -99,6 +99,26 @@ impl Output {
     }
 }
 
+/// Whether stderr gets colour (log lines included): `--color always`, or
+/// `auto` on a terminal with `NO_COLOR` unset or empty; never otherwise.
+pub fn stderr_color(when: ColorWhen) -> bool {
+    color_for(
+        when,
+        std::env::var_os("NO_COLOR"),
+        std::io::stderr().is_terminal(),
+    )
+}
+
+/// The rule of [`stderr_color`], given `NO_COLOR` and whether the stream is
+/// a terminal.
+fn color_for(when: ColorWhen, no_color: Option<std::ffi::OsString>, terminal: bool) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => terminal && no_color.is_none_or(|v| v.is_empty()),
+    }
+}
+
 /// Seconds as `1h02m03s`, `4m05s` or `6.1s`.
 pub fn duration(secs: f64) -> String {
     let s = secs.max(0.0);
@@ -123,6 +143,18 @@ mod tests {
         assert_eq!(duration(6.12), "6.1s");
         assert_eq!(duration(245.0), "4m05s");
         assert_eq!(duration(3723.0), "1h02m03s");
+    }
+
+    #[test]
+    fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
+        let set = || Some(std::ffi::OsString::from("1"));
+        let empty = || Some(std::ffi::OsString::new());
+        assert!(color_for(ColorWhen::Always, set(), false));
+        assert!(!color_for(ColorWhen::Never, None, true));
+        assert!(color_for(ColorWhen::Auto, None, true));
+        assert!(color_for(ColorWhen::Auto, empty(), true));
+        assert!(!color_for(ColorWhen::Auto, set(), true));
+        assert!(!color_for(ColorWhen::Auto, None, false), "a pipe");
     }
 
     #[test]

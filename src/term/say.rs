@@ -240,6 +240,26 @@ fn key_hint(service: KeyService) -> String {
     }
 }
 
+/// The plain words for a storage failure a remedy is about (a full disk, a
+/// path that cannot be written), naming the path; `None` for other remedies.
+pub fn storage_problem(remedy: &Remedy, data_dir: &std::path::Path) -> Option<String> {
+    let what = |path: &std::path::Path| {
+        if path == data_dir {
+            format!("the data directory {}", path.display())
+        } else {
+            path.display().to_string()
+        }
+    };
+    match remedy {
+        Remedy::FreeSpace { path } => Some(format!("the disk holding {} is full", what(path))),
+        Remedy::FixPermissions { path } => Some(format!(
+            "{} is read-only (or not writable by you)",
+            what(path)
+        )),
+        _ => None,
+    }
+}
+
 /// Why a conversation is not pushed yet, and what to do.
 pub fn hold(hold: &Hold) -> String {
     match hold {
@@ -247,7 +267,8 @@ pub fn hold(hold: &Hold) -> String {
             "held: its times are estimated ({}); review, then push with --allow-estimated-times",
             match clock {
                 ClockTrust::Uptime => "the pendant's clock was not set when it recorded",
-                _ => "its recording carried no usable time, e.g. a file name without one",
+                _ =>
+                    "its file name carries no time, so its start was estimated from when the file was written; check it in `omi-sync timeline`",
             }
         ),
         Hold::WaitingForTranscription { pending } => {
@@ -255,7 +276,7 @@ pub fn hold(hold: &Hold) -> String {
         }
         Hold::TranscriptionFailed { failed } => {
             format!(
-                "held: transcription failed for {failed} segment(s); run omi-sync transcribe again"
+                "held: transcription failed for {failed} segment(s); `omi-sync segments` says why (a capture whose audio is gone needs its original imported again), then run omi-sync transcribe"
             )
         }
         Hold::NoText => "nothing to send: no words were found in it".to_string(),

@@ -119,12 +119,14 @@ pub enum EditError {
         db: String,
     },
     /// Merging wall-clock with estimated times.
-    #[error("conversation {a} has wall-clock times and {b} estimated ones; they cannot be merged")]
+    #[error(
+        "conversation {wall} has wall-clock times and {estimated} estimated ones; they cannot be merged"
+    )]
     DifferentClocks {
-        /// First conversation.
-        a: String,
-        /// Second conversation.
-        b: String,
+        /// The conversation with wall-clock times.
+        wall: String,
+        /// The conversation with estimated times.
+        estimated: String,
     },
     /// Merging a conversation with itself.
     #[error("that is the same conversation ({0}) twice")]
@@ -175,9 +177,14 @@ pub fn join_overrides(timeline: &Timeline, a: &str, b: &str) -> Result<Vec<Overr
         });
     }
     if ca.domain != cb.domain {
+        let (wall, estimated) = if ca.domain == Domain::Wall {
+            (ca, cb)
+        } else {
+            (cb, ca)
+        };
         return Err(EditError::DifferentClocks {
-            a: ca.id.clone(),
-            b: cb.id.clone(),
+            wall: wall.id.clone(),
+            estimated: estimated.id.clone(),
         });
     }
     let (first, last) = if ca.started_at <= cb.started_at {

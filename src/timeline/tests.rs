@@ -90,6 +90,29 @@ fn wall_and_estimated_times_never_share() {
 }
 
 #[test]
+fn a_wall_and_estimated_merge_names_each_by_its_clock_in_either_order() {
+    let mut b = seg(2, "omi", 20.0, 5.0);
+    b.clock = ClockTrust::Uptime;
+    let t = build_default(&[seg(1, "omi", 0.0, 5.0), b], &[]);
+    let id = |d: Domain| {
+        t.conversations
+            .iter()
+            .find(|c| c.domain == d)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let (wall, est) = (id(Domain::Wall), id(Domain::Estimated));
+    for (x, y) in [(&wall, &est), (&est, &wall)] {
+        let e = join_overrides(&t, x, y).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{wall} has wall-clock times and {est} estimated")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn silent_segments_do_not_bridge_but_pending_ones_do() {
     // 1 ... (70 s) ... 2 ... (70 s) ... 3: joined through 2 while it bridges.
     let mut segs = vec![

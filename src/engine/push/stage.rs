@@ -394,7 +394,12 @@ pub fn run(
 ) -> Result<PushStage, PushError> {
     let base = base_url(ws)?;
     let mut opts = options(ws, req);
-    opts.payload.client_device_id = Some(super::client_device_id(ledger)?);
+    // A dry run writes nothing, not even the install id it would draw.
+    opts.payload.client_device_id = Some(if req.dry_run {
+        super::install::client_device_id_unsaved(ledger)?
+    } else {
+        super::client_device_id(ledger)?
+    });
     let plan = super::plan(ledger, timeline, &opts)?;
     for v in &plan.vanished {
         ctx.emit(Event::Warning {

@@ -26,6 +26,8 @@ pub struct SegmentAudio {
     pub stored_path: PathBuf,
     /// Their SHA-256 (checked on every read).
     pub sha256: String,
+    /// Where the capture came from (a file path, `ble:<id>`, `image:<path>`).
+    pub origin: String,
     /// How the capture is framed.
     pub format: CaptureFormat,
     /// How its frames are encoded.
@@ -56,6 +58,7 @@ impl SegmentAudio {
         Ok(SegmentAudio {
             stored_path: capture.stored_path.clone().into(),
             sha256: capture.sha256.clone(),
+            origin: capture.meta.origin.clone(),
             format: capture.meta.format,
             codec: capture.meta.codec,
             run: run.run,
@@ -70,6 +73,25 @@ impl SegmentAudio {
         let s = ledger.segment(id)?;
         let capture = ledger.capture(s.capture_id)?;
         Self::of(&s, &capture, &ledger.runs(s.capture_id)?)
+    }
+
+    /// Why the capture cannot be read, and what helps: a capture file that
+    /// is gone or damaged is never transcribed by running `transcribe`
+    /// again, only by importing its original again (which restores it).
+    fn unreadable(&self, e: &files::FileError) -> String {
+        let gone = match e {
+            files::FileError::Damaged { .. } => true,
+            files::FileError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        };
+        if gone {
+            format!(
+                "the audio of this capture is gone ({e}): running transcribe again cannot help; \
+                 import its original ({}) again to restore it, then run omi-sync transcribe",
+                self.origin
+            )
+        } else {
+            format!("cannot read capture {}: {e}", self.stored_path.display())
+        }
     }
 
     /// The segment's length in samples.
@@ -94,7 +116,7 @@ impl SegmentAudio {
         let bytes = files::load(data_dir, &self.stored_path, &self.sha256).map_err(|e| {
             SttError::Engine {
                 engine: ORIGIN,
-                message: format!("cannot read capture {}: {e}", self.stored_path.display()),
+                message: self.unreadable(&e),
             }
         })?;
         audio::decode_range(self.format, &bytes, self.codec, &self.run, from, to).map_err(|e| {
