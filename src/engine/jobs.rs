@@ -268,7 +268,13 @@ fn sqlite_needs_a_person(code: rusqlite::ErrorCode) -> bool {
     use rusqlite::ErrorCode::*;
     matches!(
         code,
-        DiskFull | ReadOnly | DatabaseCorrupt | NotADatabase | CannotOpen | PermissionDenied
+        DiskFull
+            | ReadOnly
+            | DatabaseCorrupt
+            | NotADatabase
+            | CannotOpen
+            | PermissionDenied
+            | SystemIoFailure
     )
 }
 
@@ -289,7 +295,9 @@ fn sqlite_code(error: &(dyn std::error::Error + 'static)) -> Option<rusqlite::Er
 /// What to do about a failure of the disk or the database, if it is one.
 fn storage_remedy(error: &(dyn std::error::Error + 'static), ws: &Workspace) -> Option<Remedy> {
     let full = io_cause(error).is_some_and(crate::disk::is_full)
-        || sqlite_code(error) == Some(rusqlite::ErrorCode::DiskFull);
+        || sqlite_code(error) == Some(rusqlite::ErrorCode::DiskFull)
+        || (sqlite_code(error) == Some(rusqlite::ErrorCode::SystemIoFailure)
+            && crate::disk::no_space_left(&ws.data_dir));
     if full {
         return Some(Remedy::FreeSpace {
             path: ws.data_dir.clone(),
