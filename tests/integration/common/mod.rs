@@ -277,6 +277,11 @@ pub fn transcribe_from_script(data: &Path) -> usize {
 /// two short segments (a synthetic backlog for push tests). The segments point
 /// into one real capture; their times are what matters here.
 pub fn synthetic_backlog(data: &Path, n: usize) {
+    synthetic_backlog_of(data, n, "omi");
+}
+
+/// [`synthetic_backlog`] recorded by `device`.
+pub fn synthetic_backlog_of(data: &Path, n: usize, device: &str) {
     let mut ledger = Ledger::open(data).unwrap();
     let f = &demo::FILES[0];
     let (_, capture) = ledger
@@ -285,7 +290,7 @@ pub fn synthetic_backlog(data: &Path, n: usize) {
             &NewCapture {
                 format: CaptureFormat::Wal,
                 codec: Codec::PENDANT,
-                device: "omi".into(),
+                device: device.into(),
                 origin: "synthetic".into(),
                 file_name: f.name.into(),
                 name_start: Some(UtcMillis(1_748_854_800_000)),
@@ -305,7 +310,7 @@ pub fn synthetic_backlog(data: &Path, n: usize) {
                 run_index: 0,
                 sample_start: 0,
                 sample_end: 16_000,
-                device: "omi".into(),
+                device: device.into(),
                 clock: ClockTrust::Wall,
                 start,
                 end: start.plus_ms(3_000),
