@@ -260,7 +260,7 @@ pub fn worst_first(sections: &[Section]) -> Vec<Finding> {
         .filter(|f| f.severity > Severity::Ok)
         .cloned()
         .collect();
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 

@@ -153,20 +153,35 @@ impl Redactor {
         scrub_secrets(&self.home_in(&out))
     }
 
-    /// The report with every string rewritten by [`Redactor::scrub`].
+    /// The report with every string rewritten by [`Redactor::scrub`]
+    /// (except the fields that name a kind, not a thing: severities, check
+    /// and section names, remedy tags and services). Should the rewritten
+    /// report not read back, none of it is kept: only that it failed.
     pub fn apply(&self, report: Report) -> Report {
-        let Ok(mut value) = serde_json::to_value(&report) else {
-            return report;
-        };
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
         self.walk(&mut value);
-        serde_json::from_value(value).unwrap_or(report)
+        serde_json::from_value(value).unwrap_or_else(|e| Report {
+            unreadable: vec![super::Unreadable {
+                source: "data_dir".into(),
+                error: format!("the report could not be redacted ({e}); nothing of it is shown"),
+            }],
+            findings: Vec::new(),
+            sections: Vec::new(),
+            chart: None,
+            sources: super::Sources::default(),
+            ..report
+        })
     }
 
     fn walk(&self, v: &mut serde_json::Value) {
+        const KINDS: [&str; 6] = ["severity", "check", "id", "remedy", "service", "source"];
         match v {
             serde_json::Value::String(s) => *s = self.scrub(s),
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.walk(x)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.walk(x)),
+            serde_json::Value::Object(o) => o
+                .iter_mut()
+                .filter(|(k, _)| !KINDS.contains(&k.as_str()))
+                .for_each(|(_, x)| self.walk(x)),
             _ => {}
         }
     }
@@ -191,8 +206,8 @@ fn replace_words(text: &str, needle: &str, with: &str) -> String {
         let after = rest[i + needle.len()..].chars().next();
         let starts_word = needle.chars().next().is_some_and(word_char);
         let ends_word = needle.chars().last().is_some_and(word_char);
-        let whole = !(starts_word && before.is_some_and(word_char))
-            && !(ends_word && after.is_some_and(word_char));
+        let whole = !(starts_word && before.is_some_and(word_char)
+            || ends_word && after.is_some_and(word_char));
         out.push_str(&rest[..i]);
         out.push_str(if whole { with } else { needle });
         prev = needle.chars().last();
