@@ -43,7 +43,7 @@ const SEGMENTS: usize = 10_000;
 /// A ledger of `SEGMENTS` segments, 2 500 conversations of four.
 fn backlog(dir: &std::path::Path) {
     let mut ledger = Ledger::open(dir).unwrap();
-    omi_sync::store::synthetic::add_backlog(&mut ledger, SEGMENTS / 4, 4, "bench").unwrap();
+    omi_sync::store::synthetic::add_backlog(&mut ledger, "omi", SEGMENTS / 4, 4, "bench").unwrap();
 }
 
 fn key(app: &mut App, c: char) {

@@ -306,6 +306,12 @@ pub enum Command {
     #[command(long_about = PULL_ABOUT, after_help = PULL_AFTER_HELP)]
     Pull(PullArgs),
 
+    /// A read-only report for support: what a data directory, card image,
+    /// folder of phone-app files or pendant holds, what is wrong, where, and
+    /// what to do.
+    #[command(long_about = DIAGNOSE_ABOUT, after_help = DIAGNOSE_AFTER_HELP)]
+    Diagnose(DiagnoseArgs),
+
     /// What local audio is kept, why, and when it will be freed.
     ///
     /// A capture's audio is kept until every conversation it feeds is
@@ -396,6 +402,64 @@ Examples:
 Exit codes: 0 pulled, 3 some audio on the card was unreadable, 5 the link failed \
 (what arrived is kept; run again), 7 Bluetooth is unusable on this host or the ledger \
 failed, 9 nothing new.";
+
+const DIAGNOSE_ABOUT: &str = "\
+A read-only report for support staff untangling a user's backlog.
+
+Give any combination of sources: --data-dir (a data directory, even one copied from another \
+machine, made read-only, or from an older omi-sync), --image (the pendant's card or an image \
+of it), --wal (a folder of the phone app's .bin files), --device or --sim (a pendant in reach: \
+only its status and INFO are read). Without a source, the data directory in use is diagnosed.
+
+Nothing is changed: the ledger is read through a private copy, images and files are only read, \
+a pendant gets no time write, ADVANCE or CLEAR, nothing is pushed and the cloud is not contacted.
+
+Each check is one line (ok, warning or problem) with what was found, where (file and byte \
+offset, sector, segment or conversation id), and the fix; the findings come first, worst \
+first. -v adds the detail. By default the report is redacted: device ids and file names \
+become stable pseudonyms (the same id always gives the same one), the home directory is ~, \
+there is no transcript text and never the key.";
+
+const DIAGNOSE_AFTER_HELP: &str = "\
+Examples:
+  omi-sync diagnose                                   The data directory in use
+  omi-sync --data-dir ./user-copy diagnose --html report.html
+  omi-sync diagnose --image card.img --json           A card image, as JSON
+  omi-sync diagnose --wal ~/Downloads/omi/ -v         The phone app's files, with detail
+  omi-sync diagnose --sim ring.img                    The simulated pendant (status and INFO only)
+
+Exit codes: 0 nothing needs attention, 3 problems found (listed), 7 a source could not be read.
+The JSON shape (schema_version 1) is documented in README.md and docs/diagnose.schema.json.";
+
+/// `omi-sync diagnose`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// The pendant's storage card (a block device such as /dev/sdb) or an
+    /// image of it. Only read, never written.
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+
+    /// A folder (or one file) of the phone app's .bin files. Only read.
+    #[arg(long, value_name = "DIR")]
+    pub wal: Option<PathBuf>,
+
+    /// A pendant in reach (status and INFO reads only).
+    #[command(flatten)]
+    pub pendant: PendantArgs,
+
+    /// Also write the report as one self-contained HTML file with a timeline chart.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Include transcript text (left out by default).
+    #[arg(long)]
+    pub include_transcripts: bool,
+
+    /// Show device ids, file names and paths as they are (for your own
+    /// eyes; the key is never shown).
+    #[arg(long)]
+    pub no_redact: bool,
+}
 
 /// Which pendant to talk to: `--device` or `--sim` (one of them; `pull`
 /// also takes `--image`).

@@ -8,6 +8,7 @@
 
 mod auto;
 mod device;
+mod diagnose;
 mod edit;
 mod export;
 mod import;
@@ -61,6 +62,17 @@ impl Context {
             }
             None => Config::default(),
         };
+        Self::with_config(global, cancel, config, config_path)
+    }
+
+    /// The context for `config` (loaded from `config_path`, if from a file).
+    fn with_config(
+        global: &GlobalArgs,
+        cancel: Cancel,
+        config: Config,
+        config_path: Option<std::path::PathBuf>,
+    ) -> Result<Self, Failure> {
+        let out = Output::new(global);
         let data_dir = config
             .resolve_data_dir(global.data_dir.as_deref())
             .map_err(Failure::usage)?;
@@ -141,6 +153,18 @@ fn interrupted() -> Failure {
 
 /// Runs the parsed command line; `cancel` is fired by Ctrl-C.
 pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
+    if let Some(Command::Diagnose(args)) = &cli.command {
+        // A config that does not load is one of diagnose's findings, not a stop.
+        let (ctx, config_error) = match Context::from_flags(&cli.global, cancel.clone()) {
+            Ok(ctx) => (ctx, None),
+            Err(f) => {
+                let path = cli.global.config.clone().or_else(default_config_path);
+                let ctx = Context::with_config(&cli.global, cancel, Config::default(), path)?;
+                (ctx, Some(format!("{:#}", f.error)))
+            }
+        };
+        return diagnose::run(&ctx, args, cli.global.data_dir.is_some(), config_error);
+    }
     let ctx = Context::from_flags(&cli.global, cancel)?;
     if cli.auto && cli.command.is_some() {
         return Err(Failure::usage(anyhow::anyhow!(
@@ -195,6 +219,7 @@ pub fn run(cli: Cli, cancel: Cancel) -> CommandResult {
         Some(Command::Config { example, schema }) => settings::config(&ctx, example, schema),
         Some(Command::Devices { scan }) => device::devices(&ctx, scan),
         Some(Command::Pull(args)) => pull::run(&ctx, &args),
+        Some(Command::Diagnose(_)) => unreachable!("diagnose runs before the context is made"),
         Some(Command::Device {
             command: DeviceCommand::Status { pendant },
         }) => device::status(&ctx, &pendant),

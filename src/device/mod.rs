@@ -11,12 +11,14 @@
 //! - [`session`]: the BLE transfer itself (resume, durable sink, ADVANCE).
 //! - [`sim`]: a simulated pendant serving a storage image over the real protocol.
 //! - [`usb`]: the storage ring read from a card image or block device.
+//! - [`fill`]: how full a ring is, and from when that needs attention.
 //!
 //! This module reads and frames bytes; it never decodes audio.
 
 pub mod ble;
 pub mod capture;
 pub mod demo;
+pub mod fill;
 pub mod link;
 pub mod placement;
 pub mod record;

@@ -313,6 +313,39 @@ fn store_prepared(
     })
 }
 
+/// A phone-app file as `import` would take it, checked but not stored
+/// (`diagnose`): nothing is written anywhere.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    /// What the capture would be.
+    pub meta: NewCapture,
+    /// Audio in it, seconds.
+    pub duration_s: f64,
+    /// Where its audio starts.
+    pub start: UtcMillis,
+    /// SHA-256 of the bytes that would be stored (equal ones are duplicates).
+    pub sha256: String,
+    /// Everything odd, located.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// Reads and checks the phone-app file at `path` exactly as [`import_file`]
+/// does, storing nothing; the error says why it would not be imported.
+pub fn inspect_file(path: &Path, now: UtcMillis) -> Result<Inspected, String> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let p = prepare(path, file_name, now)?;
+    Ok(Inspected {
+        sha256: crate::store::files::sha256_hex(&p.bytes),
+        meta: p.meta,
+        duration_s: p.duration_s,
+        start: p.start,
+        anomalies: p.anomalies,
+    })
+}
+
 struct Prepared {
     bytes: Vec<u8>,
     meta: NewCapture,

@@ -15,6 +15,7 @@
 //! - [`job`]: the whole job without a person (`--auto`).
 //! - [`streams`]: ring captures placed on time as the streams they were pulled in.
 //! - [`export`]: a segment's or a conversation's audio, to play or as a WAV file.
+//! - [`diagnose`]: the read-only support report on a user's data, card, files or pendant.
 //!
 //! What a running job hands each stage is a [`Ctx`]: where its [`events`]
 //! go, its stop token, its clock. What stages and jobs report is typed
@@ -24,6 +25,7 @@
 pub mod analyze;
 pub mod auto;
 pub mod ctx;
+pub mod diagnose;
 pub mod edit;
 pub mod events;
 pub mod export;

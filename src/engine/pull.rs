@@ -422,11 +422,7 @@ impl DeviceStatus {
             device,
             capacity_records: info.capacity as u64,
             unread_records: unread,
-            fill_percent: if info.capacity > 0 {
-                (unread as f64 * 100.0 / info.capacity as f64).min(100.0)
-            } else {
-                0.0
-            },
+            fill_percent: crate::device::fill::percent(unread, info.capacity as u64),
             unread_audio_s: unread as f64 / 10.0,
             dropped_records: info.dropped,
             clock_valid: status.map(|s| s.clock_valid),

@@ -92,6 +92,27 @@ pub enum Remedy {
     /// This processor cannot run the local Whisper build: use a cloud
     /// engine, or a build made on this machine.
     OtherEngine,
+    /// The pendant's ring is filling up, or its clock is not set: pull it
+    /// (a pull frees what arrived and sets the clock).
+    PullPendant,
+    /// Look at these conversations on the timeline (merge what was cut,
+    /// check estimated times before they are pushed).
+    ReviewTimeline,
+    /// Speech is waiting for text, or failed: transcribe (again).
+    Transcribe,
+    /// Conversations wait in the outbox: push (not before `at`, when known).
+    Push {
+        /// Not before this.
+        at: Option<UtcMillis>,
+    },
+    /// The cloud refused conversations: fix what it said, then send them again.
+    RetryRejected,
+    /// A phone-app file is damaged here: copy it from the phone again and
+    /// import the new copy.
+    ReimportFile {
+        /// The damaged file.
+        path: PathBuf,
+    },
     /// Something in the cloud needs a person there (a locked conversation).
     ResolveInCloud {
         /// The cloud conversation.

@@ -16,9 +16,10 @@ pub const T0: UtcMillis = UtcMillis(1_748_854_800_000);
 
 /// Adds `conversations` conversations of `per_conversation` segments each
 /// to `ledger` (see the module docs), keyed `{key_prefix}-{n:05}`, from
-/// device `omi` on its wall clock. Returns the segments' keys in order.
+/// `device` on its wall clock. Returns the segments' keys in order.
 pub fn add_backlog(
     ledger: &mut Ledger,
+    device: &str,
     conversations: usize,
     per_conversation: usize,
     key_prefix: &str,
@@ -29,7 +30,7 @@ pub fn add_backlog(
         &NewCapture {
             format: CaptureFormat::Wal,
             codec: Codec::PENDANT,
-            device: "omi".into(),
+            device: device.into(),
             origin: format!("synthetic:{key_prefix}"),
             file_name: f.name.into(),
             name_start: Some(T0),
@@ -48,7 +49,7 @@ pub fn add_backlog(
                 run_index: 0,
                 sample_start: 0,
                 sample_end: 16_000,
-                device: "omi".into(),
+                device: device.into(),
                 clock: ClockTrust::Wall,
                 start,
                 end: start.plus_ms(3_000),
@@ -77,7 +78,7 @@ mod tests {
     fn conversations_ten_minutes_apart_segments_five_seconds_apart() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(dir.path()).unwrap();
-        let keys = add_backlog(&mut l, 3, 2, "s").unwrap();
+        let keys = add_backlog(&mut l, "omi", 3, 2, "s").unwrap();
         assert_eq!(
             keys,
             [

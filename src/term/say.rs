@@ -220,6 +220,16 @@ pub fn remedy(remedy: &Remedy) -> String {
         Remedy::WaitForOtherRun { holder } => format!(
             "wait for the other run ({holder}) to finish, then run the same command again"
         ),
+        Remedy::PullPendant => "pull the pendant's backlog now (`omi-sync pull --device ID`): what arrives is freed on the pendant and its clock is set".to_string(),
+        Remedy::ReviewTimeline => "look at these conversations in `omi-sync review` (or `omi-sync timeline`): merge what was cut with `omi-sync merge`, check estimated times before pushing them with --allow-estimated-times".to_string(),
+        Remedy::Transcribe => "run `omi-sync transcribe` (it retries failed segments once their cause is fixed)".to_string(),
+        Remedy::Push { at: Some(t) } => format!("run `omi-sync push` after {}", wall(*t)),
+        Remedy::Push { at: None } => "run `omi-sync push`".to_string(),
+        Remedy::RetryRejected => "fix what the cloud said, then send them again with `omi-sync push --retry-rejected`".to_string(),
+        Remedy::ReimportFile { path } => format!(
+            "copy {} from the phone again (this copy is damaged) and `omi-sync import` the new one",
+            path.display()
+        ),
         Remedy::ResolveInCloud { cloud_id } => format!(
             "conversation {cloud_id} is locked in the Omi cloud: unlock it in the Omi app, then run `omi-sync push --retry-rejected`"
         ),

@@ -47,6 +47,22 @@ pub enum BoundaryReason {
     },
 }
 
+impl BoundaryReason {
+    /// The reason in a few words, as the timeline views show it ("gap 3m",
+    /// "your split", "other device").
+    pub fn short(&self) -> String {
+        match self {
+            BoundaryReason::First => "first".into(),
+            BoundaryReason::Gap { silence_ms } => {
+                format!("gap {}", crate::term::duration(*silence_ms as f64 / 1000.0))
+            }
+            BoundaryReason::Edit { .. } => "your split".into(),
+            BoundaryReason::OtherDevice { .. } => "other device".into(),
+            BoundaryReason::OtherClock { .. } => "other clock".into(),
+        }
+    }
+}
+
 /// The reason for each conversation of `timeline` (in its order) under
 /// `rules`, with `overrides` the edits in effect, in edit-log order.
 pub fn boundary_reasons(

@@ -31,6 +31,7 @@ mod device_image;
 mod device_pull;
 mod device_session;
 mod device_sim;
+mod diagnose;
 mod edit;
 mod full_disk;
 mod import;

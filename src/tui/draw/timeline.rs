@@ -182,13 +182,7 @@ fn draw_axis(f: &mut Frame, area: Rect, app: &App, lanes: &[Lane]) {
 
 /// Why a conversation starts, in a few words.
 pub fn reason(r: Option<&BoundaryReason>) -> String {
-    match r {
-        None | Some(BoundaryReason::First) => "first".into(),
-        Some(BoundaryReason::Gap { silence_ms }) => format!("gap {}", ms(*silence_ms)),
-        Some(BoundaryReason::Edit { .. }) => "your split".into(),
-        Some(BoundaryReason::OtherDevice { .. }) => "other device".into(),
-        Some(BoundaryReason::OtherClock { .. }) => "other clock".into(),
-    }
+    r.map_or_else(|| BoundaryReason::First.short(), BoundaryReason::short)
 }
 
 /// The first words of a conversation.

@@ -283,8 +283,13 @@ pub fn transcribe_from_script(data: &Path) -> usize {
 /// two short segments (a synthetic backlog for push tests). The segments point
 /// into one real capture; their times are what matters here.
 pub fn synthetic_backlog(data: &Path, n: usize) {
+    synthetic_backlog_of(data, n, "omi");
+}
+
+/// [`synthetic_backlog`] recorded by `device`.
+pub fn synthetic_backlog_of(data: &Path, n: usize, device: &str) {
     let mut ledger = Ledger::open(data).unwrap();
-    omi_sync::store::synthetic::add_backlog(&mut ledger, n, 2, "synthetic").unwrap();
+    omi_sync::store::synthetic::add_backlog(&mut ledger, device, n, 2, "synthetic").unwrap();
     for s in ledger.segments().unwrap() {
         let text = format!("Synthetic sentence {} of the backlog.", s.found.key);
         ledger

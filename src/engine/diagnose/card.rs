@@ -1,0 +1,317 @@
+//! The pendant-or-card section: a card image read as the recovery procedure
+//! reads it (every ring anomaly with its sector, the fill level, records
+//! recorded with the clock not set, times that cannot be right), and a
+//! pendant in reach through its status and INFO reads (fill, unread,
+//! dropped, clock, custody). Nothing is written to either.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::chart::{Lane, Span};
+use super::{Finding, Severity};
+use crate::cancel::Cancel;
+use crate::device::fill::{self, FillLevel};
+use crate::device::link::Connector;
+use crate::device::record::{RECORD_BYTES, RecordTime};
+use crate::device::usb::reader::{AnomalyKind, ForensicReason};
+use crate::device::usb::{ImageReader, Part};
+use crate::engine::image::SectorAnomaly;
+use crate::engine::pull::device_status;
+use crate::engine::remedy::Remedy;
+
+/// Records per second of audio (5 frames of 20 ms... 10 records a second).
+const RECORDS_PER_SECOND: f64 = 10.0;
+/// 2024-01-01T00:00:00Z: wall times before it cannot be the pendant's.
+pub const EARLIEST_PLAUSIBLE_SECS: i64 = 1_704_067_200;
+/// Two records whose times are at most this far apart are one recording.
+const SAME_RECORDING_SECS: i64 = 2;
+
+/// What reading an image found.
+pub struct ImageFindings {
+    /// Its lines.
+    pub findings: Vec<Finding>,
+    /// Its recordings, per clock, for the chart.
+    pub lanes: Vec<Lane>,
+}
+
+/// Grows recordings from record times, one record at a time.
+struct Coverage {
+    lane: Lane,
+    open: Option<(i64, i64)>,
+}
+
+impl Coverage {
+    fn new(device: &str, estimated: bool) -> Self {
+        Coverage {
+            lane: Lane::new(device, estimated),
+            open: None,
+        }
+    }
+
+    fn add(&mut self, secs: i64) {
+        match &mut self.open {
+            Some((_, end)) if secs >= *end - 1 && secs <= *end + SAME_RECORDING_SECS => {
+                *end = (*end).max(secs + 1)
+            }
+            _ => {
+                self.close();
+                self.open = Some((secs, secs + 1));
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((s, e)) = self.open.take() {
+            self.lane.recorded.push(Span {
+                start_ms: s * 1000,
+                end_ms: e * 1000,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Lane {
+        self.close();
+        self.lane.find_holes();
+        self.lane
+    }
+}
+
+/// Records whose times cannot be right: the first's seq and sector, and how many.
+#[derive(Default)]
+struct Implausible {
+    first: Option<(u64, u64)>,
+    count: u64,
+}
+
+impl Implausible {
+    fn add(&mut self, seq: u64, sector: u64) {
+        self.first.get_or_insert((seq, sector));
+        self.count += 1;
+    }
+}
+
+/// The check name and severity of an image anomaly.
+fn classify(kind: &AnomalyKind, loses_audio: bool) -> (&'static str, Severity) {
+    let check = match kind {
+        AnomalyKind::BatchCrcMismatch { .. } => "card.torn_batch",
+        AnomalyKind::MissingRecords { .. } => "card.sequence_gap",
+        AnomalyKind::ClockNotSet { .. } => "card.clock_not_set",
+        AnomalyKind::Salvaged { .. } => "card.past_last_metadata",
+        AnomalyKind::Dropped { .. } => "card.dropped",
+        AnomalyKind::TruncatedImage { .. } | AnomalyKind::UnalignedSize { .. } => "card.image_size",
+        AnomalyKind::EmptyRecord { .. } | AnomalyKind::BrokenFrameChain { .. } => {
+            "card.torn_record"
+        }
+        AnomalyKind::SlotMismatch { .. } | AnomalyKind::ImplausibleHeader { .. } => {
+            "card.batch_header"
+        }
+        AnomalyKind::MetadataRejected { .. }
+        | AnomalyKind::MetadataInconsistent { .. }
+        | AnomalyKind::MetadataStale(_)
+        | AnomalyKind::SlotCountSearched { .. } => "card.metadata",
+    };
+    let severity = if loses_audio || matches!(kind, AnomalyKind::Dropped { .. }) {
+        Severity::Problem
+    } else {
+        Severity::Warning
+    };
+    (check, severity)
+}
+
+/// The fill-level line for `used` of `capacity` records.
+fn fill_finding(used: u64, capacity: u64, place: &str) -> Finding {
+    let pct = fill::percent(used, capacity);
+    let what = format!(
+        "the ring is {pct:.1} % full: {used} of {capacity} records unread (about {} of audio)",
+        crate::term::duration(used as f64 / RECORDS_PER_SECOND)
+    );
+    let f = match FillLevel::of(used, capacity) {
+        FillLevel::Ok => return Finding::ok("card.fill", what).at(place),
+        FillLevel::Warning => Finding::warning("card.fill", what),
+        FillLevel::Problem => Finding::problem(
+            "card.fill",
+            format!("{what}: the pendant is about to overwrite audio nobody has pulled"),
+        ),
+    };
+    f.at(place).fix(Remedy::PullPendant)
+}
+
+/// Reads the image or block device at `path` (only reads).
+pub fn image(path: &Path) -> Result<ImageFindings, String> {
+    let shown = path.display().to_string();
+    let mut reader = ImageReader::open_path(path).map_err(|e| e.to_string())?;
+    let scan = reader.scan().clone();
+    let meta = scan.metadata;
+    let mut findings =
+        vec![Finding::ok(
+        "card.ring",
+        format!(
+            "variant {} ring of {} slots ({} records), metadata generation {}, seqs {}..{}{}",
+            meta.variant.as_str(),
+            scan.slots,
+            scan.capacity(),
+            meta.generation,
+            meta.read_seq,
+            meta.write_seq,
+            meta.ring_id.map_or_else(
+                || ": no custody (no ring id)".to_string(),
+                |id| format!(", custody ring id {id:#018x}")
+            )
+        ),
+    )
+    .at(format!("{shown}, metadata sector {}", scan.metadata_sector))];
+    findings.push(fill_finding(
+        meta.write_seq.saturating_sub(meta.read_seq),
+        scan.capacity(),
+        &shown,
+    ));
+
+    let (mut wall, mut uptime) = (Coverage::new(&shown, false), Coverage::new(&shown, true));
+    let (mut future, mut early, mut unknown) = (
+        Implausible::default(),
+        Implausible::default(),
+        Implausible::default(),
+    );
+    let latest = crate::clock::UtcMillis::now().as_secs() + 24 * 3600;
+    let mut records = [0u64; 2];
+    for (i, part) in [Part::Main, Part::Salvage].into_iter().enumerate() {
+        for rec in reader.records(part) {
+            let rec = rec.map_err(|e| e.to_string())?;
+            records[i] += 1;
+            let raw = u32::from_be_bytes([rec.bytes[0], rec.bytes[1], rec.bytes[2], rec.bytes[3]]);
+            match RecordTime::classify(raw) {
+                RecordTime::Wall(t) => {
+                    let t = i64::from(t);
+                    if t > latest {
+                        future.add(rec.seq, rec.sector);
+                    } else if t < EARLIEST_PLAUSIBLE_SECS {
+                        early.add(rec.seq, rec.sector);
+                    }
+                    wall.add(t);
+                }
+                RecordTime::Uptime(t) => uptime.add(i64::from(t)),
+                RecordTime::Unknown => unknown.add(rec.seq, rec.sector),
+            }
+        }
+    }
+    let total = records[0] + records[1];
+    findings.push(Finding::ok(
+        "card.records",
+        format!(
+            "{} records read ({} of audio, {} MB), {} of them salvaged after the last metadata",
+            total,
+            crate::term::duration(total as f64 / RECORDS_PER_SECOND),
+            total * RECORD_BYTES as u64 / 1_000_000,
+            records[1]
+        ),
+    ));
+    for (set, check, what) in [
+        (
+            &future,
+            "card.future_time",
+            "stamped more than a day in the future",
+        ),
+        (&early, "card.early_time", "stamped before 2024"),
+        (&unknown, "card.no_time", "with no time at all (0)"),
+    ] {
+        if let Some((seq, sector)) = set.first {
+            findings.push(
+                Finding::warning(check, format!("{} records {what}", set.count))
+                    .at(format!("seq {seq}, sector {sector}"))
+                    .fix(Remedy::ReviewTimeline),
+            );
+        }
+    }
+
+    for a in reader.anomalies() {
+        let located = SectorAnomaly::from(a);
+        let (check, severity) = classify(&a.kind, located.loses_audio);
+        let mut f = Finding::new(severity, check, located.message);
+        if let Some(s) = located.sector {
+            f = f.at(format!("sector {s}"));
+        }
+        if matches!(a.kind, AnomalyKind::ClockNotSet { .. }) {
+            f = f.fix(Remedy::ReviewTimeline);
+        }
+        findings.push(f);
+    }
+    for b in reader.forensic() {
+        let what = match b.reason {
+            ForensicReason::ForeignRing => "another ring's batch (a foreign lap)",
+            ForensicReason::OlderLap => "an older lap (or data from before a CLEAR)",
+            ForensicReason::Torn => "a torn batch outside the backlog",
+            ForensicReason::SlotMismatch => "a batch in the wrong slot",
+            ForensicReason::Uncommitted => "records written but never committed",
+            ForensicReason::BelowReadSeq => continue,
+        };
+        findings.push(
+            Finding::warning(
+                "card.outside_backlog",
+                format!(
+                    "slot {} holds {what}: seqs {}..{}, generation {}; not part of the backlog",
+                    b.slot, b.seqs.start, b.seqs.end, b.header.generation
+                ),
+            )
+            .at(format!("sector {}", b.sector)),
+        );
+    }
+    Ok(ImageFindings {
+        findings,
+        lanes: vec![wall.finish(), uptime.finish()],
+    })
+}
+
+/// Reads the pendant behind `conn`: status and INFO only (no time write,
+/// no ADVANCE, no CLEAR).
+pub fn pendant(conn: &mut dyn Connector, cancel: &Cancel) -> Result<Vec<Finding>, String> {
+    let s = device_status(conn, Duration::from_secs(6), cancel)
+        .map_err(|e| format!("cannot read the status of {}: {e}", conn.device_id()))?;
+    let place = s.device.clone();
+    let mut out = vec![fill_finding(s.unread_records, s.capacity_records, &place)];
+    out.push(Finding::ok(
+        "card.unread",
+        format!(
+            "seqs {}..{} unread (about {} of audio)",
+            s.read_seq,
+            s.write_seq,
+            crate::term::duration(s.unread_audio_s)
+        ),
+    ));
+    out.push(if s.dropped_records > 0 {
+        Finding::problem(
+            "card.dropped",
+            format!(
+                "the pendant overwrote or lost {} records before they were pulled",
+                s.dropped_records
+            ),
+        )
+        .at(place.clone())
+        .fix(Remedy::PullPendant)
+    } else {
+        Finding::ok("card.dropped", "no records dropped")
+    });
+    out.push(match s.clock_valid {
+        Some(true) => Finding::ok(
+            "card.clock",
+            "the pendant's clock is set (INFO does not give its time, so its skew is not measured)",
+        ),
+        Some(false) => Finding::warning(
+            "card.clock",
+            "the pendant's clock is not set: what it records now gets estimated times",
+        )
+        .at(place.clone())
+        .fix(Remedy::PullPendant),
+        None => Finding::ok(
+            "card.clock",
+            "the firmware does not say whether its clock is set",
+        ),
+    });
+    out.push(Finding::ok(
+        "card.custody",
+        match &s.ring_id {
+            Some(id) => format!("custody firmware: ring id {id}; MTU {}", s.mtu),
+            None => format!("no custody support (ADVANCE by seq only); MTU {}", s.mtu),
+        },
+    ));
+    Ok(out)
+}
