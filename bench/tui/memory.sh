@@ -18,7 +18,7 @@ for h in "$@"; do
   trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$work"' EXIT
   desc="$(python3 bench/backlog.py "$h" "$work/in")"
   omi=("$bin" --data-dir "$work/data" --config "$work/none.toml")
-  "${omi[@]}" import "$work/in" --quiet
+  "${omi[@]}" import "$work/in" --quiet >/dev/null
   segments=$("${omi[@]}" segments --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["segments"]))')
   tmux new-session -d -s "$session" -x 200 -y 50 \
     "env NO_COLOR=1 DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent ${omi[*]} review; sleep 5"
