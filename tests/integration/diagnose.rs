@@ -54,7 +54,7 @@ fn diagnose(sb: &Sandbox, args: &[&str]) -> Run {
 
 /// `omi-sync diagnose ARGS` with no `--data-dir`: only the sources named.
 fn diagnose_only(sb: &Sandbox, args: &[&str]) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omi-sync"))
+    let out = std::process::Command::new(crate::common::binary())
         .arg("--config")
         .arg(sb.dir.path().join("config.toml"))
         .arg("diagnose")
@@ -152,6 +152,23 @@ fn a_damaged_card_reports_every_anomaly_at_its_sector_and_is_left_as_it_was() {
     );
     assert_eq!(r["findings"][0]["severity"], "problem");
     assert_eq!(fingerprint(&sb.inputs()), before, "the image changed");
+}
+
+#[test]
+fn a_card_beside_an_empty_data_dir_is_reported_on_its_own() {
+    // Support staff given only a card: the data directory (nothing ever
+    // imported) is not a source that could not be read.
+    let sb = Sandbox::new();
+    let img = sb.inputs().join("card.img");
+    std::fs::write(&img, torn_card()).unwrap();
+    let run = diagnose(&sb, &["--image", img.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        run.code, 3,
+        "the card's problems, not exit 7: {}\n{}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(found(&run.json(), "card.torn_batch").len(), 1);
+    assert!(!sb.data().exists(), "nothing made in the data directory");
 }
 
 #[test]

@@ -367,6 +367,16 @@ pub fn diagnose(
                     None => picture,
                 });
             }
+            // A data directory nothing was ever imported into, beside a
+            // card, a folder or a pendant to look at: not a failure to
+            // read, just nothing there (support staff given only a card).
+            Err(crate::store::StoreError::NotFound(_))
+                if req.image.is_some() || req.wal.is_some() || device_name.is_some() =>
+            {
+                if !capture_checks.is_empty() {
+                    sections.push(Section::of(SectionId::Captures, capture_checks));
+                }
+            }
             Err(e) => {
                 unreadable.push(Unreadable {
                     source: "data_dir".into(),
