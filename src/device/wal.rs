@@ -70,6 +70,12 @@ pub enum NameError {
          AAC and LC3 backlogs come from other devices)"
     )]
     UnsupportedCodec(String),
+    /// A rate or channel count the name declares that omi-sync would
+    /// decode wrongly (the pendant records 16 kHz mono).
+    #[error(
+        "{0}: omi-sync decodes mono audio, and Opus only at 16 kHz; decoding this as the pendant's 16 kHz mono would garble it"
+    )]
+    UnsupportedLayout(String),
 }
 
 impl NameError {
@@ -108,7 +114,7 @@ pub fn parse_codec_and_device(file_name: &str) -> Result<(Codec, String, Vec<Str
             return Err(NameError::UnsupportedCodec(shown.to_string()));
         }
     }
-    if let Some(parsed) = parse_strict(&tokens) {
+    if let Some(parsed) = parse_strict(&tokens)? {
         return Ok((parsed.0, parsed.1, Vec::new()));
     }
     let mut notes = vec![
@@ -146,15 +152,25 @@ pub fn parse_codec_and_device(file_name: &str) -> Result<(Codec, String, Vec<Str
     Ok((codec, device, notes))
 }
 
-/// `audio_{device...}_{codec}_{rate}_{channels}_fs{N}_{ts}`, parsed from the right.
-fn parse_strict(tokens: &[&str]) -> Option<(Codec, String)> {
+/// `audio_{device...}_{codec}_{rate}_{channels}_fs{N}_{ts}`, parsed from the
+/// right. `None` when the name is not of that shape (the lenient rules take
+/// over); an error when it is, but declares a codec, a rate or channels that
+/// would be decoded wrongly: never guessed as the pendant's Opus.
+fn parse_strict(tokens: &[&str]) -> Result<Option<(Codec, String)>, NameError> {
     let n = tokens.len();
     if n < 7 || tokens[0] != "audio" {
-        return None;
+        return Ok(None);
     }
-    let frame_size: u32 = tokens[n - 2].strip_prefix("fs")?.parse().ok()?;
-    let _channels: u32 = tokens[n - 3].parse().ok()?;
-    let rate: u32 = tokens[n - 4].parse().ok()?;
+    let shape = || -> Option<(u32, u32, u32)> {
+        Some((
+            tokens[n - 2].strip_prefix("fs")?.parse().ok()?,
+            tokens[n - 3].parse().ok()?,
+            tokens[n - 4].parse().ok()?,
+        ))
+    };
+    let Some((frame_size, channels, rate)) = shape() else {
+        return Ok(None);
+    };
     let (codec, codec_start) = if n >= 8 && tokens[n - 6] == "opus" && tokens[n - 5] == "fs320" {
         (Codec::Opus { frame_samples: 320 }, n - 6)
     } else {
@@ -164,14 +180,20 @@ fn parse_strict(tokens: &[&str]) -> Option<(Codec, String)> {
             },
             "pcm16" => Codec::Pcm16 { sample_rate: rate },
             "pcm8" => Codec::Pcm8 { sample_rate: rate },
-            _ => return None,
+            other => return Err(NameError::UnsupportedCodec(other.to_string())),
         };
         (c, n - 5)
     };
     if codec_start < 2 {
-        return None;
+        return Ok(None);
     }
-    Some((codec, tokens[1..codec_start].join("_")))
+    if channels != 1 {
+        return Err(NameError::UnsupportedLayout(format!("{channels} channels")));
+    }
+    if matches!(codec, Codec::Opus { .. }) && rate != 16_000 {
+        return Err(NameError::UnsupportedLayout(format!("Opus at {rate} Hz")));
+    }
+    Ok(Some((codec, tokens[1..codec_start].join("_"))))
 }
 
 /// The start time a name declares, checked against `now`.
@@ -551,5 +573,28 @@ mod tests {
         fn names_never_panic(name in "[a-z0-9_]{0,40}(\\.bin)?") {
             let _ = parse_name(&name, NOW);
         }
+    }
+
+    #[test]
+    fn a_name_that_declares_what_we_would_decode_wrongly_is_refused() {
+        let refused = |name: &str| parse_codec_and_device(name).unwrap_err().to_string();
+        assert!(refused("audio_omi_flac_16000_1_fs160_1748854800.bin").contains("codec `flac`"));
+        let stereo = refused("audio_omi_opus_16000_2_fs160_1748854800.bin");
+        assert!(stereo.contains("2 channels"), "{stereo}");
+        let fast = refused("audio_omi_opus_48000_1_fs960_1748854800.bin");
+        assert!(fast.contains("Opus at 48000 Hz"), "{fast}");
+        // What the pendant writes, and PCM at its own rate, still decode.
+        let (codec, device, notes) =
+            parse_codec_and_device("audio_omi_pcm16_48000_1_fs160_1748854800.bin").unwrap();
+        assert_eq!(
+            codec,
+            Codec::Pcm16 {
+                sample_rate: 48_000
+            }
+        );
+        assert_eq!((device.as_str(), notes.len()), ("omi", 0));
+        assert!(
+            parse_codec_and_device("audio_omi_opus_fs320_16000_1_fs320_1748854800.bin").is_ok()
+        );
     }
 }
