@@ -279,6 +279,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_data_dir_from_an_older_schema_is_read_through_a_copy_and_left_as_it_is() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::LEDGER_FILE);
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS.iter().enumerate().take(3) {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+        }
+        let before = sha2::Sha256::digest(std::fs::read(&path).unwrap());
+        let files = |d: &std::path::Path| {
+            let mut names: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let listed = files(dir.path());
+        let copy = crate::store::LedgerCopy::open(dir.path()).unwrap();
+        assert!(
+            copy.segments().unwrap().is_empty(),
+            "read at this build's schema"
+        );
+        drop(copy);
+        assert_eq!(sha2::Sha256::digest(std::fs::read(&path).unwrap()), before);
+        assert_eq!(files(dir.path()), listed, "no -wal, -shm or lock file made");
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3, "the user's ledger is still at its own schema");
+    }
+
+    #[test]
     fn migrates_from_empty_and_is_idempotent() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
