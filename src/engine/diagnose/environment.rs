@@ -280,6 +280,21 @@ fn api_key() -> (Finding, Option<String>) {
             }),
             None,
         ),
+        // Why the keyring cannot be read is the Secret Service line's to
+        // say; said here too, the same long error showed twice.
+        Err(credentials::CredentialError::Keyring { store, .. }) => (
+            Finding::warning(
+                "environment.api_key",
+                format!(
+                    "no Omi API key: {} is not set and {store} could not be read (see the Secret Service line): nothing can be pushed",
+                    credentials::ENV_VAR
+                ),
+            )
+            .fix(Remedy::ProvideKey {
+                service: KeyService::Omi,
+            }),
+            None,
+        ),
         Err(e) => (
             Finding::warning("environment.api_key", e.to_string()).fix(Remedy::ProvideKey {
                 service: KeyService::Omi,
