@@ -5,7 +5,7 @@
 //! does restore it); log lines carry no colour escapes on a pipe or with
 //! `--color never`; `push --dry-run` writes nothing to the ledger.
 
-use crate::common::{Sandbox, transcribe_from_script, write_demo};
+use crate::common::{Sandbox, write_demo};
 use crate::support::contract_server::{ContractConfig, ContractServer, TEST_KEY};
 
 use omi_sync::device::demo;
@@ -45,14 +45,7 @@ fn dump(data: &std::path::Path) -> String {
 
 #[test]
 fn push_dry_run_on_a_fresh_data_dir_writes_nothing_to_the_ledger() {
-    let sb = Sandbox::new();
-    let dir = sb.inputs();
-    write_demo(&dir);
-    assert_eq!(
-        sb.run(&["import", dir.to_str().unwrap(), "--quiet"]).code,
-        0
-    );
-    assert!(transcribe_from_script(&sb.data()) > 20);
+    let sb = crate::push::demo_ready();
     let before = dump(&sb.data());
     assert!(!before.contains("install.id"), "{before}");
     let server = ContractServer::start(ContractConfig::default());
@@ -259,14 +252,7 @@ fn log_lines_carry_no_colour_escapes_on_a_pipe_or_with_color_never() {
         (&[][..], false),
         (&[][..], true),
     ] {
-        let sb = Sandbox::new();
-        let dir = sb.inputs();
-        write_demo(&dir);
-        assert_eq!(
-            sb.run(&["import", dir.to_str().unwrap(), "--quiet"]).code,
-            0
-        );
-        assert!(transcribe_from_script(&sb.data()) > 20);
+        let sb = crate::push::demo_ready();
         let mut cmd = sb.cmd();
         cmd.args(flags)
             .args(["push", "--api-url"])

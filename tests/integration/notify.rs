@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use zbus::zvariant::OwnedValue;
 
-use crate::common::{Run, Sandbox, transcribe_from_script, write_demo};
+use crate::common::{Run, Sandbox};
 use crate::support::contract_server::{ContractConfig, ContractServer, OTHER_KEY, TEST_KEY};
 use crate::support::session_bus::SessionBus;
 
@@ -107,14 +107,7 @@ impl Desktop {
 
 /// The demo imported and transcribed (from its script), ready to push.
 fn ready() -> Sandbox {
-    let sb = Sandbox::new();
-    let dir = sb.inputs();
-    write_demo(&dir);
-    assert_eq!(
-        sb.run(&["import", dir.to_str().unwrap(), "--quiet"]).code,
-        0
-    );
-    assert!(transcribe_from_script(&sb.data()) > 20);
+    let sb = crate::push::demo_ready();
     std::fs::write(
         sb.dir.path().join("config.toml"),
         "[cloud]\nrequest_timeout_secs = 3\n",

@@ -2,7 +2,7 @@
 //! run (start, stages, warnings, the exit code), private, named by
 //! `omi-sync config`, and never holding a secret or a transcript.
 
-use crate::common::{Sandbox, transcribe_from_script, write_demo};
+use crate::common::Sandbox;
 use crate::support::contract_server::{ContractConfig, ContractServer, TEST_KEY};
 
 #[test]
@@ -51,14 +51,7 @@ fn auto_runs_append_to_the_log_that_config_names() {
 
 #[test]
 fn the_log_holds_no_key_and_no_transcript_even_at_rust_log_trace() {
-    let sb = Sandbox::new();
-    let dir = sb.inputs();
-    write_demo(&dir);
-    assert_eq!(
-        sb.run(&["import", dir.to_str().unwrap(), "--quiet"]).code,
-        0
-    );
-    assert!(transcribe_from_script(&sb.data()) > 20);
+    let sb = crate::push::demo_ready();
     let server = ContractServer::start(ContractConfig::default());
     let out = sb
         .cmd()
