@@ -141,11 +141,10 @@ fn damaged(path: &Path, e: StoreError) -> StoreError {
 /// there is [`StoreError::LedgerLost`] (rebuild from them); damaged without
 /// is [`StoreError::Corrupt`]. The file is left as it is either way.
 fn integrity_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if CHECKED.lock().map(|c| c.contains(&key)).unwrap_or(false) {
-        return Ok(());
-    }
+    once_per_process("integrity check", path, || check_integrity(conn, path))
+}
+
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let found = conn
         .query_row("PRAGMA quick_check(3)", [], |r| r.get::<_, String>(0))
         .map_err(|e| StoreError::Sql {
@@ -161,8 +160,29 @@ fn integrity_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             path.display()
         )));
     }
-    if let Ok(mut checked) = CHECKED.lock() {
-        checked.push(key);
+    Ok(())
+}
+
+/// Runs `work` (named `what`) for `path` the first time this process asks,
+/// and again only if it failed: the checks and the upkeep that walk a whole
+/// ledger or data directory are done once per process, not on every open
+/// (the TUI opens the ledger on every edit).
+fn once_per_process<E>(
+    what: &'static str,
+    path: &Path,
+    work: impl FnOnce() -> Result<(), E>,
+) -> Result<(), E> {
+    static DONE: std::sync::Mutex<Vec<(&'static str, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let key = (
+        what,
+        path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+    );
+    if DONE.lock().map(|d| d.contains(&key)).unwrap_or(false) {
+        return Ok(());
+    }
+    work()?;
+    if let Ok(mut done) = DONE.lock() {
+        done.push(key);
     }
     Ok(())
 }
@@ -235,13 +255,18 @@ impl Ledger {
             path: path.clone(),
             source,
         })?;
-        private::tighten(data_dir, LEDGER_FILE);
-        for stale in files::remove_stale_temp_files(data_dir) {
-            tracing::info!(
-                "removed {}, left by a run that was stopped",
-                stale.display()
-            );
-        }
+        // Both walk every capture: once per process is enough (new files
+        // are made private, and a live writer's temp file is never stale).
+        let _ = once_per_process("upkeep", data_dir, || {
+            private::tighten(data_dir, LEDGER_FILE);
+            for stale in files::remove_stale_temp_files(data_dir) {
+                tracing::info!(
+                    "removed {}, left by a run that was stopped",
+                    stale.display()
+                );
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
         let mut conn = Connection::open(&path).ctx(&format!("cannot open {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .ctx("cannot set busy timeout")?;
