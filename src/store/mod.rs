@@ -17,6 +17,7 @@
 
 mod captures;
 pub mod cards;
+mod carry;
 pub mod claims;
 mod edits;
 pub mod files;

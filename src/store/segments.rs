@@ -117,8 +117,9 @@ pub(super) fn replace_for_capture(
         "CREATE TEMP TABLE IF NOT EXISTS keep_keys (key TEXT PRIMARY KEY); DELETE FROM keep_keys;",
     )
     .ctx("cannot prepare segment update")?;
+    let mut inserted = Vec::new();
     for s in segments {
-        tx.execute(
+        let added = tx.execute(
             "INSERT INTO segments (key, capture_id, run_index, sample_start, sample_end, device, clock, start_ms, end_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (key) DO NOTHING",
@@ -135,12 +136,16 @@ pub(super) fn replace_for_capture(
             ],
         )
         .ctx("cannot record segment")?;
+        if added == 1 {
+            inserted.push(s);
+        }
         tx.execute(
             "INSERT OR IGNORE INTO keep_keys (key) VALUES (?1)",
             [&s.key],
         )
         .ctx("cannot record segment")?;
     }
+    super::carry::carry_transcripts(tx, capture_id, &inserted)?;
     tx.execute(
         "DELETE FROM segments WHERE capture_id = ?1 AND key NOT IN (SELECT key FROM keep_keys)",
         [capture_id],

@@ -986,6 +986,72 @@ fn a_locked_cloud_copy_waits_for_a_person_and_is_not_retried() {
 }
 
 #[test]
+fn a_vad_rerun_that_finds_the_same_speech_keeps_its_transcripts() {
+    let sb = demo_ready();
+    config(&sb, "");
+    let server = ContractServer::start(ContractConfig::default());
+    push_requests(&sb, &server);
+    assert_eq!(server.conversations().len(), 2);
+    let texts = |sb: &Sandbox| -> Vec<(String, String)> {
+        let v = sb.run(&["segments", "--json"]).json();
+        v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["status"].as_str().unwrap().to_string(),
+                    s["text"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = texts(&sb);
+    assert!(
+        before.iter().all(|(status, _)| status == "speech"),
+        "{before:?}"
+    );
+    // More padding and a nearby threshold: every segment gets new bounds
+    // (and a new key), the speech is the same.
+    config(&sb, "[vad]\nthreshold = 0.55\nspeech_pad_ms = 60\n");
+    let r = sb.run(&["vad", "--rerun"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let after = texts(&sb);
+    let kept = after
+        .iter()
+        .filter(|(status, _)| status == "speech")
+        .count();
+    assert!(
+        kept * 10 >= after.len() * 9,
+        "at least 9 in 10 keep their transcript: {after:?}"
+    );
+    let words = |t: &[(String, String)]| -> String {
+        t.iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        words(&after).len() * 10 >= words(&before).len() * 9,
+        "the text is kept, not lost:\n{}\n{}",
+        words(&before),
+        words(&after)
+    );
+    // The cloud keeps both conversations: nothing is deleted without a plan.
+    let sent = server.requests().len();
+    let r = push(&sb, &server, &[]);
+    assert!(
+        server.requests()[sent..]
+            .iter()
+            .all(|q| q.method != "DELETE"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(server.conversations().len(), 2);
+}
+
+#[test]
 fn segments_that_vanish_without_an_edit_never_empty_the_cloud() {
     let sb = demo_ready();
     config(&sb, "");
