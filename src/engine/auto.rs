@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::analyze::{AnalyzeReport, analyze};
 use super::ctx::Ctx;
 use super::events::{Event, Origin, Stage, Unit};
+use super::follow::{self, Followed, Tally};
 use super::image::{ImageSummary, pull_image};
 use super::import::{ImportReport, import_bytes, import_paths};
 use super::janitor::{self, PruneReport};
@@ -185,30 +186,55 @@ pub fn run(
     push: &PushRequest,
     ctx: &Ctx,
 ) -> Result<AutoReport, JobError> {
-    let (import, pulled) = match source {
-        Source::Demo | Source::Files(_) => (import_source(ledger, source, ctx)?, None),
+    // The engine is made ready first, so the speech a pull brings in is
+    // transcribed while the pull goes on.
+    let stt = match source {
+        Source::Demo | Source::Files(_) => None,
+        Source::Image(_) | Source::Pendant(_) => Some(setup(ws, &SttChoice::default())),
+    };
+    let ready = stt.as_ref().and_then(|r| r.as_ref().ok());
+    let (import, pulled, followed) = match source {
+        Source::Demo | Source::Files(_) => (
+            import_source(ledger, source, ctx)?,
+            None,
+            Followed::default(),
+        ),
         Source::Image(path) => {
             let device = format!("image:{}", path.display());
             let _lock = ws.lock(Section::Pull)?;
-            let s = pull_image(ledger, path, &device, false, ctx)?;
-            (ImportReport::default(), Some(Pulled::Image(s)))
+            let (s, followed) = follow::alongside(ws, ready, ctx, || {
+                pull_image(ledger, path, &device, false, ctx)
+            });
+            (ImportReport::default(), Some(Pulled::Image(s?)), followed)
         }
         Source::Pendant(p) => {
             let _lock = ws.lock(Section::Pull)?;
             let mut connector = p.connector()?;
             let opts = p.pull_options(false);
-            let (s, stop) = pull(ledger, connector.as_mut(), &p.origin(), &opts, ctx);
+            let ((s, stop), followed) = follow::alongside(ws, ready, ctx, || {
+                pull(ledger, connector.as_mut(), &p.origin(), &opts, ctx)
+            });
             if let Some(PullStop::Ledger(e)) = stop {
                 return Err(e.into());
             }
-            (ImportReport::default(), Some(Pulled::Pendant(s)))
+            (ImportReport::default(), Some(Pulled::Pendant(s)), followed)
         }
     };
     ctx.check()?;
-    let vad = analyze(ledger, &ws.analyze_options(false), ctx)?;
+    // What the follower left: the open conversations, and anything it could
+    // not do. One report per stage for the whole job.
+    let tally = Tally::new(ctx.sink(), followed.clone());
+    let final_ctx = ctx.with_sink(&tally);
+    let mut vad = followed.vad.clone().unwrap_or_default();
+    vad.absorb(&analyze(ledger, &ws.analyze_options(false), &final_ctx)?);
     ctx.check()?;
-    let (transcribe, transcribe_skipped) = match setup(ws, &SttChoice::default()) {
-        Ok((engine, opts)) => (Some(transcribe(ledger, &engine, &opts, ctx)?), None),
+    let stt = stt.unwrap_or_else(|| setup(ws, &SttChoice::default()));
+    let (transcribe, transcribe_skipped) = match stt {
+        Ok((engine, opts)) => {
+            let mut report = followed.transcribe.clone().unwrap_or_default();
+            report.absorb(&transcribe(ledger, &engine, &opts, &final_ctx)?);
+            (Some(report), None)
+        }
         Err(e) => {
             let remedy = e.remedy(ws);
             ctx.emit(Event::Warning {
@@ -220,6 +246,7 @@ pub fn run(
             (None, Some(remedy))
         }
     };
+    tally.finish(ctx);
     let timeline = ws.timeline(ledger)?;
     ctx.check()?;
     let push_report = push_stage::run(ws, ledger, &timeline, push, ctx)?;

@@ -10,6 +10,7 @@
 //! - [`pendant`]: which pendant to talk to (Bluetooth or simulated).
 //! - [`image`]: a pendant's card image or block device into the ledger.
 //! - [`analyze`]: finding speech in captures (VAD) and storing segments.
+//! - [`follow`]: analysis and transcription running alongside a pull.
 //! - [`transcribe`]: speech segments to text, through the worker pool.
 //! - [`push`]: conversations to the Omi cloud, exactly once (the outbox).
 //! - [`job`]: the whole job without a person (`--auto`).
@@ -29,6 +30,7 @@ pub mod diagnose;
 pub mod edit;
 pub mod events;
 pub mod export;
+pub mod follow;
 pub mod image;
 pub mod import;
 pub mod janitor;

@@ -41,6 +41,7 @@ mod kill_campaign;
 mod ledger_rebuild;
 mod messages;
 mod notify;
+mod overlap;
 mod packaging;
 mod parser_fuzz;
 mod pull_drops;

@@ -99,6 +99,23 @@ pub struct TranscribeReport {
     pub elapsed_s: f64,
 }
 
+impl TranscribeReport {
+    /// Adds another run's counts to these (a job that transcribed in
+    /// several passes, e.g. while a pull was still going).
+    pub fn absorb(&mut self, other: &TranscribeReport) {
+        self.segments += other.segments;
+        self.windows += other.windows;
+        self.speech += other.speech;
+        self.silent += other.silent;
+        self.failed += other.failed;
+        self.left_pending = other.left_pending;
+        self.claimed_elsewhere += other.claimed_elsewhere;
+        self.cancelled |= other.cancelled;
+        self.speech_s += other.speech_s;
+        self.elapsed_s += other.elapsed_s;
+    }
+}
+
 /// Why a transcription run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TranscribeError {

@@ -1,0 +1,271 @@
+//! Finding and transcribing speech while a pull is still bringing the audio
+//! in, so a job takes about as long as its pull.
+//!
+//! [`alongside`] runs the pull on the calling thread and a follower on its
+//! own thread with its own ledger connection. Each time the pull makes
+//! captures durable the follower analyses them ([`analyze`]: a stream's
+//! estimated times are re-placed as more of it arrives, and a transcript
+//! carries over to speech found again), then transcribes the conversations
+//! that are **closed**: followed by a full conversation gap of analysed
+//! audio from the same device, so no speech still to come can join them.
+//! When the pull ends, the job's usual stages run once more over whatever
+//! is left (the open conversations, anything the follower could not do:
+//! its errors are met again there and reported as usual).
+//!
+//! The follower's passes are silent (their stage events would interleave
+//! with the pull's); its counts are folded into the final stages' reports
+//! by [`Tally`], so a frontend sees one VAD and one transcription report
+//! for the whole job.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::analyze::{AnalyzeReport, analyze};
+use super::ctx::Ctx;
+use super::events::{Envelope, Event, EventSink};
+use super::report::StageReport;
+use super::transcribe::{TranscribeOptions, TranscribeReport, transcribe_only};
+use super::workspace::Workspace;
+use crate::store::{Ledger, StoreError};
+use crate::stt::engine::Engine;
+use crate::timeline::{SegmentStatus, Timeline};
+
+/// How often the follower looks for newly durable captures.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What the follower did before the pull ended.
+#[derive(Debug, Clone, Default)]
+pub struct Followed {
+    /// Its VAD passes, folded.
+    pub vad: Option<AnalyzeReport>,
+    /// Its transcription passes, folded.
+    pub transcribe: Option<TranscribeReport>,
+}
+
+/// Runs `bring_in` (a pull) on this thread while a follower analyses and
+/// transcribes what it has made durable (see the module docs). `stt` is
+/// the engine to transcribe with, when one could be made ready.
+pub fn alongside<T>(
+    ws: &Workspace,
+    stt: Option<&(Engine, TranscribeOptions)>,
+    ctx: &Ctx,
+    bring_in: impl FnOnce() -> T,
+) -> (T, Followed) {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let follower = scope.spawn(|| follow(ws, stt, ctx, &done));
+        let out = bring_in();
+        done.store(true, Ordering::SeqCst);
+        let followed = follower.join().unwrap_or_default();
+        (out, followed)
+    })
+}
+
+/// The follower's loop: until `done`, each new durable capture is analysed
+/// and each newly closed conversation transcribed.
+fn follow(
+    ws: &Workspace,
+    stt: Option<&(Engine, TranscribeOptions)>,
+    ctx: &Ctx,
+    done: &AtomicBool,
+) -> Followed {
+    let quiet = Quiet(ctx.sink());
+    let ctx = ctx.with_sink(&quiet);
+    let mut followed = Followed::default();
+    let Ok(mut ledger) = ws.ledger() else {
+        return followed;
+    };
+    let opts = ws.analyze_options(false);
+    let mut transcribing = stt.is_some();
+    while !done.load(Ordering::SeqCst) && !ctx.cancel().is_cancelled() {
+        let waiting = ledger.unanalyzed_captures().map(|c| !c.is_empty());
+        if !matches!(waiting, Ok(true)) {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        match analyze(&mut ledger, &opts, &ctx) {
+            Ok(r) => followed.vad.get_or_insert_default().absorb(&r),
+            Err(e) => {
+                tracing::debug!("analysis alongside the pull stopped: {e}");
+                break;
+            }
+        }
+        let Some((engine, topts)) = stt.filter(|_| transcribing) else {
+            continue;
+        };
+        match closed_pending(&ledger, ws)
+            .map_err(super::transcribe::TranscribeError::from)
+            .and_then(|ids| match ids.is_empty() {
+                true => Ok(None),
+                false => transcribe_only(&ledger, engine, topts, Some(&ids), &ctx).map(Some),
+            }) {
+            Ok(Some(r)) => followed.transcribe.get_or_insert_default().absorb(&r),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!("transcription alongside the pull stopped: {e}");
+                transcribing = false;
+            }
+        }
+    }
+    followed
+}
+
+/// The untranscribed segments of closed conversations (see the module docs).
+fn closed_pending(ledger: &Ledger, ws: &Workspace) -> Result<HashSet<i64>, StoreError> {
+    let timeline = ws.timeline(ledger)?;
+    let mut analysed_to: HashMap<String, i64> = HashMap::new();
+    for (device, start, samples, _) in ledger.recorded_spans()? {
+        let end = start.0 + (samples / 16) as i64;
+        let e = analysed_to.entry(device).or_insert(end);
+        *e = (*e).max(end);
+    }
+    Ok(closed_segments(&timeline, &analysed_to, ws.rules().gap_ms))
+}
+
+/// Of `timeline`, the pending or failed segments of each conversation that
+/// ends at least `gap_ms` before its device's analysed audio does.
+fn closed_segments(
+    timeline: &Timeline,
+    analysed_to: &HashMap<String, i64>,
+    gap_ms: i64,
+) -> HashSet<i64> {
+    timeline
+        .conversations
+        .iter()
+        .filter(|c| {
+            analysed_to
+                .get(&c.device)
+                .is_some_and(|&end| c.finished_at.0 + gap_ms <= end)
+        })
+        .flat_map(|c| c.segments.iter())
+        .filter(|s| matches!(s.status, SegmentStatus::Pending | SegmentStatus::Failed))
+        .map(|s| s.id)
+        .collect()
+}
+
+/// The follower's sink: its stage events are dropped (the pull's own show),
+/// everything else (warnings) passes.
+struct Quiet<'a>(&'a dyn EventSink);
+
+impl EventSink for Quiet<'_> {
+    fn emit(&self, envelope: Envelope) {
+        let stage_event = matches!(
+            envelope.event,
+            Event::StageStarted { .. } | Event::Progress { .. } | Event::StageFinished { .. }
+        );
+        if !stage_event {
+            self.0.emit(envelope);
+        }
+    }
+}
+
+/// The final stages' sink: each VAD or transcription report it passes on
+/// is the follower's counts plus the final pass's. [`Tally::finish`]
+/// reports what only the follower did (the final pass had nothing left).
+pub struct Tally<'a> {
+    inner: &'a dyn EventSink,
+    followed: Mutex<Followed>,
+}
+
+impl<'a> Tally<'a> {
+    /// Folds `followed` into the reports passing to `inner`.
+    pub fn new(inner: &'a dyn EventSink, followed: Followed) -> Self {
+        Tally {
+            inner,
+            followed: Mutex::new(followed),
+        }
+    }
+
+    /// Emits, through `ctx`, the reports of stages only the follower ran.
+    pub fn finish(&self, ctx: &Ctx) {
+        let left = std::mem::take(&mut *self.lock());
+        let started = std::time::Instant::now();
+        if let Some(r) = left.vad {
+            ctx.stage_finished(started, StageReport::Vad(r));
+        }
+        if let Some(r) = left.transcribe {
+            ctx.stage_finished(started, StageReport::Transcribe(r));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Followed> {
+        self.followed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EventSink for Tally<'_> {
+    fn emit(&self, mut envelope: Envelope) {
+        if let Event::StageFinished { report, .. } = &mut envelope.event {
+            let mut followed = self.lock();
+            match report {
+                StageReport::Vad(r) => {
+                    if let Some(mut prior) = followed.vad.take() {
+                        prior.absorb(r);
+                        *r = prior;
+                    }
+                }
+                StageReport::Transcribe(r) => {
+                    if let Some(mut prior) = followed.transcribe.take() {
+                        prior.absorb(r);
+                        *r = prior;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.inner.emit(envelope);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ClockTrust, UtcMillis};
+    use crate::timeline::{Rules, Segment, build};
+
+    fn seg(id: i64, start: i64, end: i64, status: SegmentStatus) -> Segment {
+        Segment {
+            id,
+            key: format!("k{id}"),
+            device: "omi".into(),
+            clock: ClockTrust::Wall,
+            start: UtcMillis(start),
+            end: UtcMillis(end),
+            status,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn only_conversations_followed_by_a_full_gap_are_closed() {
+        let rules = Rules { gap_ms: 120_000 };
+        let t = build(
+            &[
+                seg(1, 0, 5_000, SegmentStatus::Speech),
+                seg(2, 6_000, 9_000, SegmentStatus::Pending),
+                seg(3, 300_000, 305_000, SegmentStatus::Pending),
+            ],
+            &[],
+            &rules,
+        );
+        let to = |end: i64| HashMap::from([("omi".to_string(), end)]);
+        assert!(
+            closed_segments(&t, &to(100_000), rules.gap_ms).is_empty(),
+            "the gap is not full yet"
+        );
+        assert_eq!(
+            closed_segments(&t, &to(129_000), rules.gap_ms),
+            HashSet::from([2])
+        );
+        assert_eq!(
+            closed_segments(&t, &to(425_000), rules.gap_ms),
+            HashSet::from([2, 3])
+        );
+        assert!(
+            closed_segments(&t, &HashMap::new(), rules.gap_ms).is_empty(),
+            "another device's audio says nothing"
+        );
+    }
+}
