@@ -2,9 +2,11 @@
 //! `HOURS` of fixture records, about 36 000 an hour) for trying
 //! `omi-sync pull --sim` and `omi-sync device status --sim` without a pendant.
 //!
-//! Usage: `cargo run --release --example ring_image -- OUT.img [HOURS]` (default 0.5)
+//! Usage: `cargo run --release --example ring_image -- OUT.img [HOURS] [speech]`
+//! (default 0.5 h of fixture records; `speech`: the demo's conversation
+//! over and over, three minutes apart, for VAD and transcription benchmarks)
 
-use omi_sync::device::usb::fixture::hours_of_audio;
+use omi_sync::device::usb::fixture::{hours_of_audio, hours_of_speech};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -18,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("HOURS must be a number, not `{h}`"))?,
         None => 0.5,
     };
-    let image = hours_of_audio(hours)?;
+    let image = match args.next().as_deref() {
+        Some("speech") => hours_of_speech(hours, 180)?,
+        Some(other) => return Err(format!("unknown kind `{other}` (only `speech`)").into()),
+        None => hours_of_audio(hours)?,
+    };
     std::fs::write(&out, &image).map_err(|e| format!("cannot write {out}: {e}"))?;
     println!(
         "{out}: {:.1} MB, {hours} h of records",

@@ -6,8 +6,11 @@
 //! captures durable the follower analyses them ([`analyze`]: a stream's
 //! estimated times are re-placed as more of it arrives, and a transcript
 //! carries over to speech found again), then transcribes the conversations
-//! that are **closed**: followed by a full conversation gap of analysed
-//! audio from the same device, so no speech still to come can join them.
+//! that are **closed** (followed by a full conversation gap of analysed
+//! audio from the same device, so no speech still to come can join them),
+//! and of the conversation still open the speech that ends at least
+//! [`SETTLED_MS`] before the analysed audio does: enough to fill whole
+//! Whisper windows, so only the last minute waits for the pull to end.
 //! When the pull ends, the job's usual stages run once more over whatever
 //! is left (the open conversations, anything the follower could not do:
 //! its errors are met again there and reported as usual).
@@ -31,6 +34,10 @@ use super::workspace::Workspace;
 use crate::store::{Ledger, StoreError};
 use crate::stt::engine::Engine;
 use crate::timeline::{SegmentStatus, Timeline};
+
+/// Speech of a conversation still open is transcribed alongside once this
+/// much analysed audio follows it (two Whisper windows).
+pub const SETTLED_MS: i64 = 60_000;
 
 /// How often the follower looks for newly durable captures.
 const POLL: Duration = Duration::from_millis(250);
@@ -95,7 +102,7 @@ fn follow(
         let Some((engine, topts)) = stt.filter(|_| transcribing) else {
             continue;
         };
-        match closed_pending(&ledger, ws)
+        match ready_pending(&ledger, ws)
             .map_err(super::transcribe::TranscribeError::from)
             .and_then(|ids| match ids.is_empty() {
                 true => Ok(None),
@@ -112,8 +119,8 @@ fn follow(
     followed
 }
 
-/// The untranscribed segments of closed conversations (see the module docs).
-fn closed_pending(ledger: &Ledger, ws: &Workspace) -> Result<HashSet<i64>, StoreError> {
+/// The untranscribed segments ready to transcribe (see the module docs).
+fn ready_pending(ledger: &Ledger, ws: &Workspace) -> Result<HashSet<i64>, StoreError> {
     let timeline = ws.timeline(ledger)?;
     let mut analysed_to: HashMap<String, i64> = HashMap::new();
     for (device, start, samples, _) in ledger.recorded_spans()? {
@@ -121,28 +128,32 @@ fn closed_pending(ledger: &Ledger, ws: &Workspace) -> Result<HashSet<i64>, Store
         let e = analysed_to.entry(device).or_insert(end);
         *e = (*e).max(end);
     }
-    Ok(closed_segments(&timeline, &analysed_to, ws.rules().gap_ms))
+    Ok(ready_segments(&timeline, &analysed_to, ws.rules().gap_ms))
 }
 
 /// Of `timeline`, the pending or failed segments of each conversation that
-/// ends at least `gap_ms` before its device's analysed audio does.
-fn closed_segments(
+/// ends at least `gap_ms` before its device's analysed audio does (closed),
+/// and of the others those that end [`SETTLED_MS`] before it.
+fn ready_segments(
     timeline: &Timeline,
     analysed_to: &HashMap<String, i64>,
     gap_ms: i64,
 ) -> HashSet<i64> {
-    timeline
-        .conversations
-        .iter()
-        .filter(|c| {
-            analysed_to
-                .get(&c.device)
-                .is_some_and(|&end| c.finished_at.0 + gap_ms <= end)
-        })
-        .flat_map(|c| c.segments.iter())
-        .filter(|s| matches!(s.status, SegmentStatus::Pending | SegmentStatus::Failed))
-        .map(|s| s.id)
-        .collect()
+    let mut ready = HashSet::new();
+    for c in &timeline.conversations {
+        let Some(&end) = analysed_to.get(&c.device) else {
+            continue;
+        };
+        let closed = c.finished_at.0 + gap_ms <= end;
+        ready.extend(
+            c.segments
+                .iter()
+                .filter(|s| matches!(s.status, SegmentStatus::Pending | SegmentStatus::Failed))
+                .filter(|s| closed || s.end.0 + SETTLED_MS <= end)
+                .map(|s| s.id),
+        );
+    }
+    ready
 }
 
 /// The follower's sink: its stage events are dropped (the pull's own show),
@@ -239,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn only_conversations_followed_by_a_full_gap_are_closed() {
+    fn closed_conversations_and_settled_speech_are_ready() {
         let rules = Rules { gap_ms: 120_000 };
         let t = build(
             &[
@@ -251,20 +262,21 @@ mod tests {
             &rules,
         );
         let to = |end: i64| HashMap::from([("omi".to_string(), end)]);
+        let ready = |end| ready_segments(&t, &to(end), rules.gap_ms);
         assert!(
-            closed_segments(&t, &to(100_000), rules.gap_ms).is_empty(),
-            "the gap is not full yet"
+            ready(60_000).is_empty(),
+            "the gap is not full, the speech not settled"
         );
+        assert_eq!(ready(69_000), HashSet::from([2]), "settled");
+        assert_eq!(ready(129_000), HashSet::from([2]), "closed");
         assert_eq!(
-            closed_segments(&t, &to(129_000), rules.gap_ms),
-            HashSet::from([2])
+            ready(300_000),
+            HashSet::from([2]),
+            "the next one just began"
         );
-        assert_eq!(
-            closed_segments(&t, &to(425_000), rules.gap_ms),
-            HashSet::from([2, 3])
-        );
+        assert_eq!(ready(425_000), HashSet::from([2, 3]));
         assert!(
-            closed_segments(&t, &HashMap::new(), rules.gap_ms).is_empty(),
+            ready_segments(&t, &HashMap::new(), rules.gap_ms).is_empty(),
             "another device's audio says nothing"
         );
     }

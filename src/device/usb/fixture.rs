@@ -239,6 +239,56 @@ impl FixtureBuilder {
     }
 }
 
+/// Packs 20 ms Opus frames into records as the firmware does (whole frames;
+/// a frame that would overflow the payload starts a new record), stamping
+/// each record with the second of its first frame from `start_raw` (a raw
+/// timestamp).
+pub fn pack_records(frames: &[Vec<u8>], start_raw: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < frames.len() {
+        let elapsed_s = (i * 20 / 1000) as u32;
+        let refs: Vec<&[u8]> = frames[i..].iter().take(8).map(|f| &f[..]).collect();
+        let (rec, used) = build_record(start_raw + elapsed_s, &refs);
+        if used == 0 {
+            // A frame larger than a record's payload cannot be stored.
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&rec);
+        i += used;
+    }
+    out
+}
+
+/// A ring of real speech: the demo's five minutes of conversation, again
+/// and again with `pause_s` of no recording after each round, until
+/// `hours` of audio are recorded (from [`FIXTURE_START`]). Every round is
+/// its own conversation when `pause_s` is at least the conversation gap.
+pub fn hours_of_speech(hours: f64, pause_s: u32) -> Result<Vec<u8>, WriteError> {
+    let frames: Vec<Vec<u8>> = crate::device::demo::FILES
+        .iter()
+        .flat_map(|f| crate::device::wal::Frames::new(f.bytes).map(|(_, fr)| fr.to_vec()))
+        .collect();
+    let round_s = (frames.len() * 20 / 1000) as u32;
+    let rounds = ((hours * 3600.0) / f64::from(round_s.max(1)))
+        .ceil()
+        .max(1.0) as u32;
+    let mut records = Vec::new();
+    for r in 0..rounds {
+        records.extend(pack_records(
+            &frames,
+            FIXTURE_START + r * (round_s + pause_s),
+        ));
+    }
+    let count = (records.len() / RECORD_BYTES) as u64;
+    let mut b = FixtureBuilder::new(Variant::C, count.div_ceil(RECORDS_PER_BATCH) + 1)?;
+    for commit in records.chunks((RECORDS_PER_BATCH as usize) * RECORD_BYTES) {
+        b.writer().append(commit)?;
+    }
+    Ok(b.finish())
+}
+
 /// A simulated `hours`-long recording (about 36 000 records an hour) in a
 /// variant C ring just big enough to hold it, as one image in memory.
 pub fn hours_of_audio(hours: f64) -> Result<Vec<u8>, WriteError> {

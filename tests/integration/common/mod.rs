@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use omi_sync::device::record::{RECORD_BYTES, build_record};
+use omi_sync::device::record::RECORD_BYTES;
 use omi_sync::device::usb::Variant;
 use omi_sync::device::usb::fixture::FixtureBuilder;
+pub use omi_sync::device::usb::fixture::pack_records;
 use omi_sync::device::{demo, wal};
 use omi_sync::store::{Ledger, LedgerReader};
 use omi_sync::timeline::SegmentStatus;
@@ -190,23 +191,6 @@ pub fn demo_frames(index: usize) -> Vec<Vec<u8>> {
 pub fn body(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     wal::write_body(&mut out, frames.iter().map(|f| &f[..])).unwrap();
-    out
-}
-
-/// Packs frames into records as the firmware does (whole frames, a frame
-/// that would fill the payload starts a new record), stamping each record
-/// with the second of its first frame from `start` (a raw timestamp).
-pub fn pack_records(frames: &[Vec<u8>], start_raw: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < frames.len() {
-        let elapsed_s = (i * 20 / 1000) as u32;
-        let refs: Vec<&[u8]> = frames[i..].iter().take(8).map(|f| &f[..]).collect();
-        let (rec, used) = build_record(start_raw + elapsed_s, &refs);
-        assert!(used > 0);
-        out.extend_from_slice(&rec);
-        i += used;
-    }
     out
 }
 
