@@ -35,23 +35,7 @@ cargo build --release --quiet --bin omi-sync
 printf '[stt]\nworkers = %s\nthreads = 1\n' "$threads" > "$work/config.toml"
 
 ours_wer() {
-  python3 - "$1" <<'PY'
-import json, os, re, subprocess, sys
-t = json.loads(subprocess.check_output([os.environ.get("CARGO_TARGET_DIR", "target") + "/release/omi-sync", "--data-dir", sys.argv[1],
-    "--config", sys.argv[1] + ".none.toml", "timeline", "--json"]))
-hyp = " ".join(s["text"] or "" for c in t["conversations"] for s in c["segments"])
-ref = " ".join(l.rstrip("\n").split("\t")[3] for l in open("assets/demo/transcript.tsv")
-               if l.strip() and not l.startswith("#"))
-w = lambda x: [y.strip("'") for y in re.sub(r"[^a-z0-9']+", " ", x.lower()).split() if y.strip("'")]
-r, h = w(ref), w(hyp)
-prev = list(range(len(h) + 1))
-for i, rw in enumerate(r):
-    cur = [i + 1] + [0] * len(h)
-    for j, hw in enumerate(h):
-        cur[j + 1] = min(prev[j] + (rw != hw), prev[j + 1] + 1, cur[j] + 1)
-    prev = cur
-print(round(prev[len(h)] / len(r), 4))
-PY
+  python3 bench/stt/demo_wer.py "$1" "${CARGO_TARGET_DIR:-target}/release/omi-sync"
 }
 
 audio=$(python3 -c "

@@ -174,6 +174,12 @@ fn is_annotation(text: &str) -> bool {
         .any(|&(a, b)| t.starts_with(a) && t.trim_end_matches(['.', ' ']).ends_with(b))
 }
 
+/// How far before a piece's start its audio is checked for sound (s): word
+/// times from aligned onsets run late (up to half a second for a first
+/// word), so a short word can seem to lie wholly past the sound it was
+/// heard in.
+const LATE_ONSET_S: f64 = 0.5;
+
 /// Loudest 100 ms RMS of `audio` between `start` and `end` seconds.
 fn peak_rms(audio: &[f32], start: f64, end: f64) -> Option<f32> {
     let a = ((start.max(0.0) * 16_000.0) as usize).min(audio.len());
@@ -200,7 +206,7 @@ fn piece_reason(p: &Piece, audio: Option<&[f32]>, cfg: &GuardConfig) -> Option<D
         return Some(DropReason::Annotation);
     }
     let quiet = audio
-        .and_then(|a| peak_rms(a, p.start, p.end))
+        .and_then(|a| peak_rms(a, p.start - LATE_ONSET_S, p.end))
         .map(|r| r < cfg.silence_rms);
     if quiet == Some(true) {
         return Some(DropReason::Silence);
@@ -408,6 +414,31 @@ mod tests {
         }
         let (t, _) = run(vec![piece("Thank you.", 0.01, 0.95)], Some(&audio));
         assert_eq!(t, "Thank you.");
+    }
+
+    #[test]
+    fn a_word_placed_late_just_after_its_sound_is_kept() {
+        // Speech in the first 0.6 s, then digital silence; the aligned
+        // onset put the word at 0.9-1.2 s.
+        let audio: Vec<f32> = (0..32_000)
+            .map(|i| {
+                if i < 9_600 {
+                    (i as f32 * 0.1).sin() * 0.2
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let late = |start: f64, end: f64| Piece {
+            start,
+            end,
+            ..piece("Agreed.", 0.01, 0.95)
+        };
+        let (t, _) = run(vec![late(0.9, 1.2)], Some(&audio));
+        assert_eq!(t, "Agreed.");
+        // Well past it, over nothing: text over silence.
+        let (t, d) = run(vec![late(1.5, 1.9)], Some(&audio));
+        assert_eq!((t.as_str(), d), ("", vec![DropReason::Silence]));
     }
 
     #[test]
