@@ -222,6 +222,10 @@ pub struct Report {
     pub sections: Vec<Section>,
     /// The timeline picture, when there is anything on a timeline.
     pub chart: Option<chart::Chart>,
+    /// Text the hallucination guards dropped, per segment (its text only
+    /// with `--include-transcripts`).
+    #[serde(default)]
+    pub guard_drops: Vec<transcription::GuardDrop>,
 }
 
 impl Report {
@@ -345,13 +349,14 @@ pub fn diagnose(
     }
 
     let mut chart = image_spans.map(chart::Chart::from_lanes);
+    let mut guard_drops = Vec::new();
     if let Some(dir) = &req.data_dir {
         match LedgerCopy::open(dir).and_then(|copy| {
             redactor.learn(&copy)?;
             let snap = Snapshot::take(ws, &copy)?;
             let ledger = captures::ledger(&copy, &snap, now)?;
             let speech = speech::check(&copy, &snap, ws, req.include_transcripts)?;
-            let text = transcription::check(&copy, ws)?;
+            let text = transcription::check(&copy, &snap, ws, req.include_transcripts)?;
             let cloud = cloud::check(&snap, ws, now);
             let picture = chart::Chart::of(&snap, &speech.reasons);
             Ok((ledger, speech, text, cloud, picture))
@@ -360,7 +365,8 @@ pub fn diagnose(
                 capture_checks.extend(ledger);
                 sections.push(Section::of(SectionId::Captures, capture_checks));
                 sections.push(Section::of(SectionId::Speech, speech.findings));
-                sections.push(Section::of(SectionId::Transcription, text));
+                sections.push(Section::of(SectionId::Transcription, text.findings));
+                guard_drops = text.drops;
                 sections.push(Section::of(SectionId::Cloud, cloud));
                 chart = Some(match chart {
                     Some(c) => c.with(picture),
@@ -409,6 +415,7 @@ pub fn diagnose(
         findings,
         sections,
         chart: chart.filter(|c| !c.lanes.is_empty()),
+        guard_drops,
     };
     redactor.apply(report)
 }

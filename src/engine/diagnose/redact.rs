@@ -168,6 +168,7 @@ impl Redactor {
             findings: Vec::new(),
             sections: Vec::new(),
             chart: None,
+            guard_drops: Vec::new(),
             sources: super::Sources::default(),
             ..report
         })
