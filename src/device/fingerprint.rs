@@ -101,7 +101,7 @@ impl Fingerprinter {
         let mut h = DefaultHasher::new();
         self.recent.iter().for_each(|f| f.hash(&mut h));
         let hash = h.finish();
-        if hash % SAMPLE == 0 {
+        if hash.is_multiple_of(SAMPLE) {
             self.anchors.push(Anchor {
                 hash,
                 ordinal: self.next_ordinal - GRAM as u64,

@@ -16,7 +16,11 @@ use axum::Router;
 use axum::extract::State;
 use serde_json::Value;
 
-use crate::common::{Sandbox, write_demo};
+use crate::common::{Sandbox, demo_frames, pack_records, speech_image, write_demo};
+use omi_sync::device::demo;
+use omi_sync::device::record::RECORD_BYTES;
+use omi_sync::device::usb::Variant;
+use omi_sync::device::usb::fixture::FixtureBuilder;
 
 /// Words, then the phantom annotation Whisper says over silence.
 const PHANTOM: &str = r#"{"task":"transcribe","language":"english","duration":1.5,"text":"Words heard here. [BLANK_AUDIO]",
@@ -128,4 +132,111 @@ fn text_the_guards_dropped_is_stored_and_diagnose_lists_it() {
     let left = after["guard_drops"].as_array().unwrap();
     assert!(left.len() < before, "{} then {}", before, left.len());
     assert!(left.iter().all(|d| d["conversation"] != conv.as_str()));
+}
+
+/// A card image holding demo files `files` as one recording session from
+/// `start` (unix seconds), as the pendant stores it.
+fn card_of(files: std::ops::Range<usize>, start: u32) -> Vec<u8> {
+    let frames: Vec<Vec<u8>> = files.flat_map(demo_frames).collect();
+    let records = pack_records(&frames, start);
+    let count = (records.len() / RECORD_BYTES) as u64;
+    let mut b = FixtureBuilder::new(Variant::C, count / 36 + 8).expect("format image");
+    for commit in records.chunks(36 * RECORD_BYTES) {
+        b.writer().append(commit).expect("append records");
+    }
+    b.finish()
+}
+
+/// Imports the demo's phone-app files `files`, then pulls `card`; returns
+/// the sandbox.
+fn phone_files_and_card(files: std::ops::Range<usize>, card: Vec<u8>) -> Sandbox {
+    let sb = Sandbox::new();
+    for f in &demo::FILES[files] {
+        std::fs::write(sb.inputs().join(f.name), f.bytes).unwrap();
+    }
+    let r = sb.run(&["import", sb.inputs().to_str().unwrap(), "--quiet"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let img = sb.dir.path().join("card.img");
+    std::fs::write(&img, card).unwrap();
+    let r = sb.run(&["pull", "--image", img.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    sb
+}
+
+#[test]
+fn the_same_recording_from_the_phone_and_the_card_is_named_with_both_sources() {
+    // The phone app's three files, and the card holding them and two more.
+    let (card, _) = speech_image();
+    let sb = phone_files_and_card(0..3, card);
+    let r = sb.run(&["diagnose", "--json", "--no-redact"]);
+    assert_eq!(r.code, 3, "pushing twice is a problem: {}", r.stdout);
+    let report = r.json();
+    let pairs = report["shared_audio"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "each phone file with the card: {pairs:#?}");
+    let mut phone_files = Vec::new();
+    for p in pairs {
+        let kinds: Vec<&str> = p["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds.len(), 2);
+        assert!(
+            kinds.contains(&"phone-app file") && kinds.contains(&"image"),
+            "{p}"
+        );
+        let phone = p["captures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "phone-app file")
+            .unwrap();
+        phone_files.push(phone["file"].as_str().unwrap().to_string());
+        // Each phone file is a minute of audio, all of it on the card too.
+        let s = p["shared_s"].as_f64().unwrap();
+        assert!((55.0..=60.5).contains(&s), "{p}");
+        assert_eq!(p["pushed_twice"], true, "both copies have speech: {p}");
+    }
+    phone_files.sort();
+    let mut expected: Vec<String> = demo::FILES[..3]
+        .iter()
+        .map(|f| f.name.to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(phone_files, expected);
+    let same = check(&report, "captures.same_audio");
+    assert_eq!(same["severity"], "warning");
+    let what = same["what"].as_str().unwrap();
+    assert!(
+        what.contains("phone-app file") && what.contains("image"),
+        "{what}"
+    );
+    let twice = check(&report, "captures.pushed_twice");
+    assert_eq!(twice["severity"], "problem");
+    assert!(
+        twice["what"]
+            .as_str()
+            .unwrap()
+            .contains("separate conversations"),
+        "{twice}"
+    );
+}
+
+#[test]
+fn unrelated_recordings_from_the_phone_and_the_card_are_not_reported() {
+    // The phone holds the demo's last two files; the card its first three.
+    let sb = phone_files_and_card(3..5, card_of(0..3, crate::common::SPEECH_T0));
+    let report = sb.run(&["diagnose", "--json"]).json();
+    assert_eq!(report["shared_audio"], serde_json::json!([]), "{report:#}");
+    let same = check(&report, "captures.same_audio");
+    assert_eq!(same["severity"], "ok", "{same}");
+    assert!(
+        report["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["checks"].as_array().unwrap())
+            .all(|c| c["check"] != "captures.pushed_twice")
+    );
 }

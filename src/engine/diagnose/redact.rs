@@ -169,6 +169,7 @@ impl Redactor {
             sections: Vec::new(),
             chart: None,
             guard_drops: Vec::new(),
+            shared_audio: Vec::new(),
             sources: super::Sources::default(),
             ..report
         })

@@ -164,12 +164,16 @@ pub fn check(
         .count();
     out.push(Finding::ok(
         "transcription.no_words",
-        format!(
-            "{silent} of {} segment(s) got no words: {all_dropped} because the hallucination \
-             guards dropped everything heard in them (transcription.guard_drops), {} silence",
-            segments.len(),
-            silent - all_dropped
-        ),
+        if silent == 0 {
+            format!("0 of {} segment(s) got no words", segments.len())
+        } else {
+            format!(
+                "{silent} of {} segment(s) got no words: {all_dropped} because the hallucination \
+                 guards dropped everything heard in them (transcription.guard_drops), {} silence",
+                segments.len(),
+                silent - all_dropped
+            )
+        },
     ));
     Ok(TranscriptionFindings {
         findings: out,
