@@ -27,7 +27,6 @@
 //! ([`Fingerprinter::read`]), so memory does not grow with its size.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 
 use super::capture::{CaptureFormat, frames};
@@ -63,15 +62,37 @@ pub struct Anchor {
 /// Builds the anchors of one capture from its frames, in order.
 #[derive(Debug, Default)]
 pub struct Fingerprinter {
-    recent: VecDeque<u64>,
+    /// The last [`GRAM`] frames' hashes, each with whether it equals the
+    /// one before it.
+    recent: VecDeque<(u64, bool)>,
+    /// How many of `recent` (after its first) repeat the frame before.
+    repeats: usize,
     next_ordinal: u64,
     anchors: Vec<Anchor>,
 }
 
+/// Mixes `word` into `h` (FxHash's step: cheap, for bytes already spread).
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+/// SplitMix64's finaliser: every output bit depends on every input bit.
+fn finish(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A frame's hash, eight bytes at a time.
 fn hash_of(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    let mut h = mix(0, bytes.len() as u64);
+    let mut words = bytes.chunks_exact(8);
+    for w in words.by_ref() {
+        h = mix(h, u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    finish(mix(h, u64::from_le_bytes(tail)))
 }
 
 impl Fingerprinter {
@@ -82,25 +103,24 @@ impl Fingerprinter {
 
     /// Adds the next frame.
     pub fn push(&mut self, frame: &[u8]) {
+        let hash = hash_of(frame);
+        let repeat = self.recent.back().is_some_and(|&(h, _)| h == hash);
         if self.recent.len() == GRAM {
             self.recent.pop_front();
+            // The new first frame's repeat was of a frame now gone.
+            if let Some(first) = self.recent.front_mut()
+                && std::mem::take(&mut first.1)
+            {
+                self.repeats -= 1;
+            }
         }
-        self.recent.push_back(hash_of(frame));
+        self.recent.push_back((hash, repeat));
+        self.repeats += usize::from(repeat);
         self.next_ordinal += 1;
-        if self.recent.len() < GRAM {
+        if self.recent.len() < GRAM || self.repeats > 0 {
             return;
         }
-        let repeated = self
-            .recent
-            .iter()
-            .zip(self.recent.iter().skip(1))
-            .any(|(a, b)| a == b);
-        if repeated {
-            return;
-        }
-        let mut h = DefaultHasher::new();
-        self.recent.iter().for_each(|f| f.hash(&mut h));
-        let hash = h.finish();
+        let hash = finish(self.recent.iter().fold(0, |h, &(f, _)| mix(h, f)));
         if hash.is_multiple_of(SAMPLE) {
             self.anchors.push(Anchor {
                 hash,
@@ -118,12 +138,16 @@ impl Fingerprinter {
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
         let mut eof = false;
         loop {
-            while !eof && buf.len() < CHUNK {
+            if !eof && buf.len() < CHUNK {
                 let start = buf.len();
                 buf.resize(CHUNK, 0);
-                let n = input.read(&mut buf[start..])?;
-                buf.truncate(start + n);
-                eof = n == 0;
+                let mut filled = start;
+                while !eof && filled < CHUNK {
+                    let n = input.read(&mut buf[filled..])?;
+                    filled += n;
+                    eof = n == 0;
+                }
+                buf.truncate(filled);
             }
             let consumed = match format {
                 CaptureFormat::Ring => {

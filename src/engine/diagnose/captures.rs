@@ -21,8 +21,10 @@ use crate::engine::snapshot::Snapshot;
 use crate::store::{CaptureRow, LedgerReader, RunRow, StoreError};
 use crate::timeline::SegmentStatus;
 
-/// At most this many pairs of captures sharing audio get their own lines
-/// (the JSON report's `shared_audio` lists every one).
+/// At most this many pairs of captures sharing audio (the most shared) get
+/// their own lines and entries in the JSON report's `shared_audio`; one more
+/// line says how many others there are (a backlog made of one recording
+/// copied many times would otherwise make thousands).
 const SHARED_PAIRS_SHOWN: usize = 20;
 
 /// A recording that starts this much before the previous one of the same
@@ -355,7 +357,7 @@ pub struct SharedAudio {
 pub struct SameAudio {
     /// Its lines.
     pub findings: Vec<Finding>,
-    /// Every pair, most shared first.
+    /// The [`SHARED_PAIRS_SHOWN`] pairs sharing the most, most first.
     pub pairs: Vec<SharedAudio>,
 }
 
@@ -394,22 +396,24 @@ pub fn same_audio(reader: &LedgerReader) -> Result<SameAudio, StoreError> {
     let mut pairs = Vec::new();
     let mut findings = Vec::new();
     for s in &found {
+        if pairs.len() == SHARED_PAIRS_SHOWN {
+            break;
+        }
         let (a, b) = (looked[s.a], looked[s.b]);
         let Some((pair, speech)) = describe_pair(reader, s, a, b, &segments)? else {
             continue;
         };
-        if pairs.len() < SHARED_PAIRS_SHOWN {
-            findings.extend(pair_findings(&pair, speech, a, b));
-        }
+        findings.extend(pair_findings(&pair, speech, a, b));
         pairs.push(pair);
     }
-    if pairs.len() > SHARED_PAIRS_SHOWN {
+    if found.len() > pairs.len() && pairs.len() == SHARED_PAIRS_SHOWN {
         findings.push(
             Finding::warning(
                 "captures.same_audio",
                 format!(
-                    "and {} more pair(s) of captures hold the same audio (see shared_audio in --json)",
-                    pairs.len() - SHARED_PAIRS_SHOWN
+                    "and {} more pair(s) of captures hold the same audio (the {SHARED_PAIRS_SHOWN} \
+                     sharing the most are listed)",
+                    found.len() - pairs.len()
                 ),
             )
             .fix(Remedy::ReviewTimeline),
