@@ -5,7 +5,7 @@
 //! `--include-transcripts`), and the segments transcribed with no words
 //! (silence, or speech whose every piece the guards dropped).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -153,14 +153,10 @@ pub fn check(
         })
         .collect();
     out.push(drops_line(&rows, &drops));
-    let silent_ids: Vec<i64> = segments
+    let with_drops: HashSet<i64> = rows.iter().map(|r| r.segment_id).collect();
+    let all_dropped = segments
         .iter()
-        .filter(|s| s.status == SegmentStatus::Silent)
-        .map(|s| s.id)
-        .collect();
-    let all_dropped = silent_ids
-        .iter()
-        .filter(|id| rows.iter().any(|r| r.segment_id == **id))
+        .filter(|s| s.status == SegmentStatus::Silent && with_drops.contains(&s.id))
         .count();
     out.push(Finding::ok(
         "transcription.no_words",

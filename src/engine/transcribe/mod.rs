@@ -503,3 +503,62 @@ impl ResultSink<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stt::guards::DropReason;
+
+    fn part(segment_id: i64, offset_ms: i64, len_ms: i64) -> Part {
+        Part {
+            segment_id,
+            part_index: 0,
+            part_count: 1,
+            abs_start_ms: 1_000_000 * segment_id,
+            abs_end_ms: 1_000_000 * segment_id + len_ms,
+            offset_ms,
+            pre_roll_ms: 0,
+        }
+    }
+
+    fn dropped(text: &str, window_ms: i64, reason: DropReason) -> DroppedWord {
+        DroppedWord {
+            text: text.into(),
+            window_ms,
+            reason,
+        }
+    }
+
+    #[test]
+    fn drops_go_to_their_part_and_a_guard_run_is_one_entry() {
+        let window = Window {
+            index: 0,
+            group: 0,
+            parts: vec![part(1, 0, 2_000), part(2, 3_000, 2_000)],
+            duration_ms: 5_000,
+        };
+        let mut into = HashMap::new();
+        gather_drops(
+            &mut into,
+            &window,
+            &[
+                dropped(" Thank you.", 500, DropReason::NoisePhrase),
+                dropped("go", 3_200, DropReason::Loop),
+                dropped("go", 3_400, DropReason::Loop),
+                // In the gap, nearer the second part.
+                dropped("ghost", 2_800, DropReason::OutsideAudio),
+            ],
+        );
+        let first = &into[&1];
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].text, "Thank you.");
+        assert_eq!(first[0].at, UtcMillis(1_000_500));
+        let second = &into[&2];
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert_eq!((second[0].text.as_str(), second[0].pieces), ("go go", 2));
+        assert_eq!(second[0].at, UtcMillis(2_000_200));
+        assert_eq!(second[1].guard, DropReason::OutsideAudio);
+        // Clamped into the part it went to.
+        assert_eq!(second[1].at, UtcMillis(2_000_000));
+    }
+}
