@@ -7,13 +7,16 @@
 #
 #   bench/diagnose/run.sh [HOURS] [RUNS]        (default 10 3)
 #
-# Needs GNU time at /usr/bin/time.
+# OMI_SYNC_BIN measures that omi-sync instead of this build's (a copy kept
+# from before a change, to compare side by side). Needs GNU time at
+# /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hours="${1:-10}"
 runs="${2:-3}"
 cargo build --quiet --bin omi-sync --example ring_image
 target="${CARGO_TARGET_DIR:-target}/debug"
+bin="${OMI_SYNC_BIN:-$target/omi-sync}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -37,8 +40,8 @@ PY
 
 mkdir -p "$work/empty"
 "$target/examples/ring_image" "$work/ring.img" "$hours" >/dev/null
-echo "card image of ${hours} h: $(measure "$target/omi-sync" --config "$work/none.toml" --data-dir "$work/empty" diagnose --image "$work/ring.img" --json)"
+echo "card image of ${hours} h: $(measure "$bin" --config "$work/none.toml" --data-dir "$work/empty" diagnose --image "$work/ring.img" --json)"
 
 python3 bench/backlog.py "$hours" "$work/in" >/dev/null
-"$target/omi-sync" --data-dir "$work/data" --config "$work/none.toml" import "$work/in" --quiet >/dev/null
-echo "data dir with ${hours} h: $(measure "$target/omi-sync" --config "$work/none.toml" --data-dir "$work/data" diagnose --json)"
+"$bin" --data-dir "$work/data" --config "$work/none.toml" import "$work/in" --quiet >/dev/null
+echo "data dir with ${hours} h: $(measure "$bin" --config "$work/none.toml" --data-dir "$work/data" diagnose --json)"

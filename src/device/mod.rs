@@ -4,6 +4,7 @@
 //! - [`wal`]: the phone app's `.bin` backlog files.
 //! - [`capture`]: a capture's frames placed on absolute time (runs).
 //! - [`placement`]: ring records placed on time across the captures of a stream.
+//! - [`fingerprint`]: the same audio in two captures, found by its Opus frames.
 //! - [`demo`]: the built-in demo backlog.
 //! - [`ring`]: the BLE storage protocol codec (commands, notifications, reassembly).
 //! - [`link`]: the GATT link a BLE transfer talks through.
@@ -19,6 +20,7 @@ pub mod ble;
 pub mod capture;
 pub mod demo;
 pub mod fill;
+pub mod fingerprint;
 pub mod link;
 pub mod placement;
 pub mod record;

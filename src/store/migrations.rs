@@ -212,6 +212,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox_v7 RENAME TO outbox;
     CREATE INDEX outbox_by_state ON outbox (state, started_at_ms);
     "#,
+    // 8: text the hallucination guards dropped from a segment's transcript
+    // (`store::drops`): which guard, the text (truncated), where in the
+    // audio, the engine and model that heard it, and when. A segment's rows
+    // are replaced whenever it is transcribed again.
+    r#"
+    CREATE TABLE guard_drops (
+        segment_id    INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        ordinal       INTEGER NOT NULL,
+        guard         TEXT    NOT NULL,
+        text          TEXT    NOT NULL,
+        pieces        INTEGER NOT NULL,
+        at_ms         INTEGER NOT NULL,
+        engine        TEXT    NOT NULL,
+        model         TEXT,
+        dropped_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (segment_id, ordinal)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

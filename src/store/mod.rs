@@ -12,13 +12,15 @@
 //! (speech found by VAD and its transcripts), the edit log
 //! ([`record_edit`](Ledger::record_edit), undo, redo), the outbox of
 //! conversations for the cloud ([`outbox`](Ledger::outbox)), small
-//! key/value state ([`meta`](Ledger::meta)), and what was pulled from
-//! pendants' rings ([`ring`]: streams, resume points, duplicates).
+//! key/value state ([`meta`](Ledger::meta)), what was pulled from
+//! pendants' rings ([`ring`]: streams, resume points, duplicates), and what
+//! the hallucination guards dropped from transcripts ([`drops`]).
 
 mod captures;
 pub mod cards;
 mod carry;
 pub mod claims;
+pub mod drops;
 mod edits;
 pub mod files;
 mod lock;
@@ -39,6 +41,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use claims::{CLAIM_TTL, Claim, WorkKind, new_holder};
+pub use drops::{DropRow, NewDrop};
 pub use edits::{EditAction, EditKind, EditState};
 pub use lock::{Holder, LockError, RunLock, Section, holders};
 pub use outbox::{HeldFor, NewPush, OutboxRow, OutboxState};

@@ -131,6 +131,50 @@ pub enum DropReason {
     OutsideAudio,
 }
 
+impl DropReason {
+    /// Every reason, in the order reports list them.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::NoSpeech,
+        DropReason::LowConfidence,
+        DropReason::Annotation,
+        DropReason::NoisePhrase,
+        DropReason::Silence,
+        DropReason::Loop,
+        DropReason::OutsideAudio,
+    ];
+
+    /// The stable name the ledger and reports use (`noise_phrase`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NoSpeech => "no_speech",
+            DropReason::LowConfidence => "low_confidence",
+            DropReason::Annotation => "annotation",
+            DropReason::NoisePhrase => "noise_phrase",
+            DropReason::Silence => "silence",
+            DropReason::Loop => "loop",
+            DropReason::OutsideAudio => "outside_audio",
+        }
+    }
+
+    /// Parses [`DropReason::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// What the guard caught, in a few words for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DropReason::NoSpeech => "the model said it was not speech",
+            DropReason::LowConfidence => "the model had very low confidence",
+            DropReason::Annotation => "a non-speech annotation, wholly in brackets",
+            DropReason::NoisePhrase => "a stock phrase on a doubtful piece (\"Thank you.\")",
+            DropReason::Silence => "text over silent audio",
+            DropReason::Loop => "a repeated-phrase loop",
+            DropReason::OutsideAudio => "text in the silence between packed segments",
+        }
+    }
+}
+
 /// Text that a guard removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dropped {
@@ -478,6 +522,15 @@ mod tests {
     fn loop_marks_single_words() {
         let w: Vec<String> = "a a a a b".split(' ').map(String::from).collect();
         assert_eq!(loop_marks(&w, 3, 8), [false, true, true, true, false]);
+    }
+
+    #[test]
+    fn reason_names_read_back() {
+        for r in DropReason::ALL {
+            assert_eq!(DropReason::parse(r.as_str()), Some(r));
+            assert!(!r.describe().is_empty());
+        }
+        assert_eq!(DropReason::parse("bogus"), None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod device_pull;
 mod device_session;
 mod device_sim;
 mod diagnose;
+mod diagnose_audit;
 mod edit;
 mod full_disk;
 mod import;

@@ -1,20 +1,31 @@
 //! The captures section: what was captured, by source, format and clock,
 //! with durations; undecodable frames; import problems with their file and
 //! byte offset; duplicates; holes in what was pulled from a ring; time jumps
-//! and times that cannot be right (in the future, before 2024). For a folder
-//! of phone-app files, each file is checked as `import` would check it,
-//! without storing anything.
+//! and times that cannot be right (in the future, before 2024); the same
+//! audio held by two captures from two sources ([`same_audio`]). For a
+//! folder of phone-app files, each file is checked as `import` would check
+//! it, without storing anything.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::card::EARLIEST_PLAUSIBLE_SECS;
 use super::{Finding, Severity};
 use crate::clock::UtcMillis;
+use crate::device::fingerprint::{Fingerprinter, Shared, shared};
 use crate::engine::import::{ImportReport, collect_files, inspect_file};
 use crate::engine::remedy::Remedy;
 use crate::engine::snapshot::Snapshot;
-use crate::store::{LedgerReader, StoreError};
+use crate::store::{CaptureRow, LedgerReader, RunRow, StoreError};
+use crate::timeline::SegmentStatus;
+
+/// At most this many pairs of captures sharing audio (the most shared) get
+/// their own lines and entries in the JSON report's `shared_audio`; one more
+/// line says how many others there are (a backlog made of one recording
+/// copied many times would otherwise make thousands).
+const SHARED_PAIRS_SHOWN: usize = 20;
 
 /// A recording that starts this much before the previous one of the same
 /// device ended is a time jump.
@@ -311,4 +322,258 @@ pub fn ledger(
         out.extend(implausible(r.start, now, &format!("device {}", r.device)));
     }
     Ok(out)
+}
+
+/// One capture of a pair holding the same audio, as the JSON report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedCapture {
+    /// The capture's ledger id.
+    pub capture: i64,
+    /// Where it came from: `image`, `ble`, `sim`, `phone-app file`, `demo`.
+    pub kind: String,
+    /// Its file name.
+    pub file: String,
+    /// The device it is filed under.
+    pub device: String,
+    /// Where the shared audio starts in it, RFC 3339 UTC.
+    pub start: String,
+    /// Where it ends.
+    pub end: String,
+}
+
+/// Two captures holding the same audio (`shared_audio` in the JSON report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedAudio {
+    /// The two captures.
+    pub captures: Vec<SharedCapture>,
+    /// Seconds of audio they share.
+    pub shared_s: f64,
+    /// Whether both copies have speech on the timeline, so a push would
+    /// send it twice.
+    pub pushed_twice: bool,
+}
+
+/// What [`same_audio`] found.
+pub struct SameAudio {
+    /// Its lines.
+    pub findings: Vec<Finding>,
+    /// The [`SHARED_PAIRS_SHOWN`] pairs sharing the most, most first.
+    pub pairs: Vec<SharedAudio>,
+}
+
+/// When frame `ordinal` of a capture with these runs starts (an ordinal
+/// one past a run's last frame: when that run ends), if a run holds it.
+fn frame_time(runs: &[RunRow], ordinal: u64) -> Option<UtcMillis> {
+    let r = runs.iter().find(|r| {
+        ordinal >= r.run.first_frame && ordinal <= r.run.first_frame + r.run.frame_count
+    })?;
+    let per_frame = r.run.samples / r.run.frame_count.max(1);
+    Some(r.run.time_at((ordinal - r.run.first_frame) * per_frame))
+}
+
+/// Captures in the ledger that hold the same audio (the phone app's files
+/// and the card's records of one recording), found by their frames
+/// ([`crate::device::fingerprint`]); each file is read a chunk at a time.
+/// Captures whose audio was freed are left out.
+pub fn same_audio(reader: &LedgerReader) -> Result<SameAudio, StoreError> {
+    let captures = reader.captures()?;
+    let mut prints = Vec::with_capacity(captures.len());
+    let mut looked = Vec::with_capacity(captures.len());
+    let mut unread = 0usize;
+    for c in &captures {
+        let path = reader.data_dir().join(&c.stored_path);
+        let mut fp = Fingerprinter::new();
+        match std::fs::File::open(&path).and_then(|f| fp.read(c.meta.format, f)) {
+            Ok(_) => {
+                prints.push(fp.finish());
+                looked.push(c);
+            }
+            Err(_) => unread += 1,
+        }
+    }
+    let found = shared(&prints);
+    let segments = reader.segments()?;
+    let mut pairs = Vec::new();
+    let mut findings = Vec::new();
+    for s in &found {
+        if pairs.len() == SHARED_PAIRS_SHOWN {
+            break;
+        }
+        let (a, b) = (looked[s.a], looked[s.b]);
+        let Some((pair, speech)) = describe_pair(reader, s, a, b, &segments)? else {
+            continue;
+        };
+        findings.extend(pair_findings(&pair, speech, a, b));
+        pairs.push(pair);
+    }
+    if found.len() > pairs.len() && pairs.len() == SHARED_PAIRS_SHOWN {
+        findings.push(
+            Finding::warning(
+                "captures.same_audio",
+                format!(
+                    "and {} more pair(s) of captures hold the same audio (the {SHARED_PAIRS_SHOWN} \
+                     sharing the most are listed)",
+                    found.len() - pairs.len()
+                ),
+            )
+            .fix(Remedy::ReviewTimeline),
+        );
+    }
+    if pairs.is_empty() {
+        findings.push(Finding::ok(
+            "captures.same_audio",
+            format!(
+                "no two of {} capture(s) hold the same audio{}",
+                looked.len(),
+                if unread > 0 {
+                    format!(" ({unread} whose audio is gone were not compared)")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    Ok(SameAudio { findings, pairs })
+}
+
+/// Segments of `capture` with speech (or still waiting for text) inside
+/// `[from, to)`: what the timeline would push from it there.
+fn speech_in(
+    segments: &[crate::store::SegmentRow],
+    capture: i64,
+    from: UtcMillis,
+    to: UtcMillis,
+) -> usize {
+    segments
+        .iter()
+        .filter(|s| {
+            s.capture_id == capture
+                && matches!(s.status, SegmentStatus::Speech | SegmentStatus::Pending)
+                && s.found.start < to
+                && s.found.end > from
+        })
+        .count()
+}
+
+fn describe_pair(
+    reader: &LedgerReader,
+    s: &Shared,
+    a: &CaptureRow,
+    b: &CaptureRow,
+    segments: &[crate::store::SegmentRow],
+) -> Result<Option<(SharedAudio, [usize; 2])>, StoreError> {
+    let side = |c: &CaptureRow,
+                frames: (u64, u64)|
+     -> Result<Option<(SharedCapture, UtcMillis, UtcMillis)>, StoreError> {
+        let runs = reader.runs(c.id)?;
+        let (Some(start), Some(end)) = (frame_time(&runs, frames.0), frame_time(&runs, frames.1))
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            SharedCapture {
+                capture: c.id,
+                kind: source_kind(&c.meta.origin).to_string(),
+                file: c.meta.file_name.clone(),
+                device: c.meta.device.clone(),
+                start: start.to_rfc3339(),
+                end: end.to_rfc3339(),
+            },
+            start,
+            end,
+        )))
+    };
+    let (Some((ca, a0, a1)), Some((cb, b0, b1))) = (side(a, s.a_frames)?, side(b, s.b_frames)?)
+    else {
+        return Ok(None);
+    };
+    let shared_s = (a1.since(a0).min(b1.since(b0)) as f64 / 1000.0).max(0.0);
+    let speech = [
+        speech_in(segments, a.id, a0, a1),
+        speech_in(segments, b.id, b0, b1),
+    ];
+    Ok(Some((
+        SharedAudio {
+            captures: vec![ca, cb],
+            shared_s,
+            pushed_twice: speech[0] > 0 && speech[1] > 0,
+        },
+        speech,
+    )))
+}
+
+fn capture_line(c: &SharedCapture) -> String {
+    format!(
+        "capture {} ({}, {}, device {}, {} to {})",
+        c.capture, c.kind, c.file, c.device, c.start, c.end
+    )
+}
+
+/// The lines for one pair (`speech`: each copy's segments with speech in
+/// the shared stretch): a warning that the audio is held twice, and a
+/// problem when both copies' speech is on the timeline (pushed twice).
+fn pair_findings(
+    pair: &SharedAudio,
+    speech: [usize; 2],
+    a: &CaptureRow,
+    b: &CaptureRow,
+) -> Vec<Finding> {
+    let (x, y) = (&pair.captures[0], &pair.captures[1]);
+    let place = format!("capture {}, capture {}", x.capture, y.capture);
+    let amount = crate::term::duration(pair.shared_s);
+    let keep = "keep one copy: start a new data directory and import only one source (the card's \
+                records carry the pendant's own time for every record, the phone app's files \
+                only one start time each), or, before pushing, merge or leave out the copy on \
+                the timeline";
+    let mut out = vec![
+        Finding::warning(
+            "captures.same_audio",
+            format!(
+                "{} and {} hold the same {amount} of audio: one recording imported from two sources{}",
+                capture_line(x),
+                capture_line(y),
+                if pair.pushed_twice {
+                    ""
+                } else {
+                    "; only one copy has speech on the timeline, so it is pushed once"
+                }
+            ),
+        )
+        .at(place.clone())
+        .fix(Remedy::ReviewTimeline)
+        .detail([keep.to_string()]),
+    ];
+    if pair.pushed_twice {
+        let how = if a.meta.device == b.meta.device {
+            format!(
+                "inside the same conversations of device {}, every sentence twice",
+                a.meta.device
+            )
+        } else {
+            format!(
+                "as separate conversations of devices {} and {} (different devices never share one)",
+                a.meta.device, b.meta.device
+            )
+        };
+        out.push(
+            Finding::problem(
+                "captures.pushed_twice",
+                format!(
+                    "the timeline holds this speech twice, {how}: a push would send it twice \
+                     (nothing in the engine recognises two copies of one recording)"
+                ),
+            )
+            .at(place)
+            .fix(Remedy::ReviewTimeline)
+            .detail([
+                format!(
+                    "in the shared stretch, capture {} has {} segment(s) with speech (or waiting \
+                     for text), capture {} has {}",
+                    a.id, speech[0], b.id, speech[1]
+                ),
+                keep.to_string(),
+            ]),
+        );
+    }
+    out
 }

@@ -222,6 +222,14 @@ pub struct Report {
     pub sections: Vec<Section>,
     /// The timeline picture, when there is anything on a timeline.
     pub chart: Option<chart::Chart>,
+    /// Text the hallucination guards dropped, per segment (its text only
+    /// with `--include-transcripts`).
+    #[serde(default)]
+    pub guard_drops: Vec<transcription::GuardDrop>,
+    /// Pairs of captures holding the same audio (one recording imported
+    /// from two sources).
+    #[serde(default)]
+    pub shared_audio: Vec<captures::SharedAudio>,
 }
 
 impl Report {
@@ -345,22 +353,28 @@ pub fn diagnose(
     }
 
     let mut chart = image_spans.map(chart::Chart::from_lanes);
+    let mut guard_drops = Vec::new();
+    let mut shared_audio = Vec::new();
     if let Some(dir) = &req.data_dir {
         match LedgerCopy::open(dir).and_then(|copy| {
             redactor.learn(&copy)?;
             let snap = Snapshot::take(ws, &copy)?;
-            let ledger = captures::ledger(&copy, &snap, now)?;
+            let mut ledger = captures::ledger(&copy, &snap, now)?;
+            let same = captures::same_audio(&copy)?;
+            ledger.extend(same.findings);
             let speech = speech::check(&copy, &snap, ws, req.include_transcripts)?;
-            let text = transcription::check(&copy, ws)?;
+            let text = transcription::check(&copy, &snap, ws, req.include_transcripts)?;
             let cloud = cloud::check(&snap, ws, now);
             let picture = chart::Chart::of(&snap, &speech.reasons);
-            Ok((ledger, speech, text, cloud, picture))
+            Ok((ledger, same.pairs, speech, text, cloud, picture))
         }) {
-            Ok((ledger, speech, text, cloud, picture)) => {
+            Ok((ledger, same, speech, text, cloud, picture)) => {
+                shared_audio = same;
                 capture_checks.extend(ledger);
                 sections.push(Section::of(SectionId::Captures, capture_checks));
                 sections.push(Section::of(SectionId::Speech, speech.findings));
-                sections.push(Section::of(SectionId::Transcription, text));
+                sections.push(Section::of(SectionId::Transcription, text.findings));
+                guard_drops = text.drops;
                 sections.push(Section::of(SectionId::Cloud, cloud));
                 chart = Some(match chart {
                     Some(c) => c.with(picture),
@@ -409,6 +423,8 @@ pub fn diagnose(
         findings,
         sections,
         chart: chart.filter(|c| !c.lanes.is_empty()),
+        guard_drops,
+        shared_audio,
     };
     redactor.apply(report)
 }

@@ -168,6 +168,8 @@ impl Redactor {
             findings: Vec::new(),
             sections: Vec::new(),
             chart: None,
+            guard_drops: Vec::new(),
+            shared_audio: Vec::new(),
             sources: super::Sources::default(),
             ..report
         })

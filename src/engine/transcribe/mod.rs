@@ -9,6 +9,8 @@
 //! [`Event::SegmentTranscribed`], so the timeline fills in while the rest
 //! runs, and a crash loses at most the windows in flight. The timeline is a
 //! pure function of the stored results, so completion order cannot change it.
+//! What the hallucination guards dropped is stored with each segment too
+//! ([`crate::store::drops`]), replacing what an earlier run dropped.
 //!
 //! Failures are sorted by what helps: a temporary one (network, rate limit)
 //! leaves the segments pending for the next run; one that retrying cannot fix
@@ -20,7 +22,7 @@ pub mod audio;
 pub mod plan;
 pub mod setup;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
@@ -31,12 +33,13 @@ use serde::{Deserialize, Serialize};
 use super::ctx::Ctx;
 use super::events::{Event, Origin, Stage, Unit};
 use super::report::StageReport;
-use crate::store::{CLAIM_TTL, Ledger, StoreError, WordTiming, WorkKind, new_holder};
+use crate::clock::UtcMillis;
+use crate::store::{CLAIM_TTL, Ledger, NewDrop, StoreError, WordTiming, WorkKind, new_holder};
 use crate::stt::engine::Engine;
 use crate::stt::guards::GuardConfig;
 use crate::stt::packing::{
-    Assembler, PackConfig, SegmentStatus as HeardStatus, SegmentTranscript, Window, WindowResult,
-    transcribe_window,
+    Assembler, DroppedWord, PackConfig, Part, SegmentStatus as HeardStatus, SegmentTranscript,
+    Window, WindowResult, transcribe_window,
 };
 use crate::stt::pool::{PoolEvent, WorkerPool};
 use crate::stt::{self, SttError};
@@ -217,9 +220,13 @@ pub fn transcribe_only(
             data_dir: data_dir.clone(),
         }
     });
+    let (engine_name, model) = engine_label(engine);
     let mut sink = ResultSink {
         ledger,
         ctx,
+        engine: engine_name,
+        model,
+        drops: HashMap::new(),
         assembler: Assembler::new(),
         report,
         done: 0,
@@ -321,10 +328,67 @@ fn trace_window(window: &Window, raw: &stt::Transcript) {
     );
 }
 
+/// The engine's name and its model (a Whisper model by its file name), as
+/// stored with what the guards dropped.
+fn engine_label(engine: &Engine) -> (&'static str, Option<String>) {
+    let model = match engine {
+        Engine::Whisper { model, .. } => model
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        Engine::Deepgram(cfg) => Some(cfg.model.clone()),
+        Engine::OpenAi(cfg) => Some(cfg.model.clone()),
+    };
+    (engine.kind().name(), model)
+}
+
+/// The part of `window` a dropped word at `window_ms` belongs to: the one
+/// holding it (its pre-roll included), else the nearest.
+fn part_at(window: &Window, window_ms: i64) -> Option<&Part> {
+    window.parts.iter().min_by_key(|p| {
+        let from = p.offset_ms - p.pre_roll_ms;
+        if window_ms < from {
+            from - window_ms
+        } else {
+            (window_ms - p.window_end_ms()).max(0)
+        }
+    })
+}
+
+/// Adds a window's dropped words to the drops gathered per segment (a split
+/// segment's come from several windows): consecutive drops of one guard in
+/// one segment become one entry.
+fn gather_drops(into: &mut HashMap<i64, Vec<NewDrop>>, window: &Window, dropped: &[DroppedWord]) {
+    for d in dropped {
+        let Some(part) = part_at(window, d.window_ms) else {
+            continue;
+        };
+        let list = into.entry(part.segment_id).or_default();
+        match list.last_mut() {
+            Some(last) if last.guard == d.reason => {
+                last.text.push(' ');
+                last.text.push_str(d.text.trim());
+                last.pieces += 1;
+            }
+            _ => list.push(NewDrop {
+                guard: d.reason,
+                text: d.text.trim().to_string(),
+                pieces: 1,
+                at: UtcMillis(part.to_abs(d.window_ms)),
+            }),
+        }
+    }
+}
+
 /// Where results go as they land: the ledger, the events, the report.
 struct ResultSink<'a> {
     ledger: &'a Ledger,
     ctx: &'a Ctx<'a>,
+    /// The engine's name and model, stored with what the guards dropped.
+    engine: &'static str,
+    model: Option<String>,
+    /// What the guards dropped, per segment not yet stored.
+    drops: HashMap<i64, Vec<NewDrop>>,
     assembler: Assembler,
     report: TranscribeReport,
     done: u64,
@@ -355,6 +419,7 @@ impl ResultSink<'_> {
                         d.reason
                     );
                 }
+                gather_drops(&mut self.drops, &outcome.job.window, &result.dropped);
                 for seg in self.assembler.add(result.parts) {
                     self.store(seg)?;
                 }
@@ -374,6 +439,14 @@ impl ResultSink<'_> {
                 text: w.text.clone(),
             })
             .collect();
+        let mut drops = self.drops.remove(&seg.segment_id).unwrap_or_default();
+        drops.sort_by_key(|d| d.at);
+        self.ledger.replace_guard_drops(
+            seg.segment_id,
+            &drops,
+            self.engine,
+            self.model.as_deref(),
+        )?;
         self.ledger.record_transcript(seg.segment_id, &words)?;
         let status = match seg.status {
             HeardStatus::Speech => {
@@ -415,6 +488,10 @@ impl ResultSink<'_> {
         }
         let message = e.to_string();
         for id in job.segment_ids() {
+            // A failed transcript drops nothing: what an earlier one dropped goes.
+            self.drops.remove(&id);
+            self.ledger
+                .replace_guard_drops(id, &[], self.engine, self.model.as_deref())?;
             self.ledger
                 .set_transcript(id, SegmentStatus::Failed, None, Some(&message))?;
             self.report.failed += 1;
@@ -441,5 +518,64 @@ impl ResultSink<'_> {
             done: self.done.min(self.total),
             total: self.total,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stt::guards::DropReason;
+
+    fn part(segment_id: i64, offset_ms: i64, len_ms: i64) -> Part {
+        Part {
+            segment_id,
+            part_index: 0,
+            part_count: 1,
+            abs_start_ms: 1_000_000 * segment_id,
+            abs_end_ms: 1_000_000 * segment_id + len_ms,
+            offset_ms,
+            pre_roll_ms: 0,
+        }
+    }
+
+    fn dropped(text: &str, window_ms: i64, reason: DropReason) -> DroppedWord {
+        DroppedWord {
+            text: text.into(),
+            window_ms,
+            reason,
+        }
+    }
+
+    #[test]
+    fn drops_go_to_their_part_and_a_guard_run_is_one_entry() {
+        let window = Window {
+            index: 0,
+            group: 0,
+            parts: vec![part(1, 0, 2_000), part(2, 3_000, 2_000)],
+            duration_ms: 5_000,
+        };
+        let mut into = HashMap::new();
+        gather_drops(
+            &mut into,
+            &window,
+            &[
+                dropped(" Thank you.", 500, DropReason::NoisePhrase),
+                dropped("go", 3_200, DropReason::Loop),
+                dropped("go", 3_400, DropReason::Loop),
+                // In the gap, nearer the second part.
+                dropped("ghost", 2_800, DropReason::OutsideAudio),
+            ],
+        );
+        let first = &into[&1];
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].text, "Thank you.");
+        assert_eq!(first[0].at, UtcMillis(1_000_500));
+        let second = &into[&2];
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert_eq!((second[0].text.as_str(), second[0].pieces), ("go go", 2));
+        assert_eq!(second[0].at, UtcMillis(2_000_200));
+        assert_eq!(second[1].guard, DropReason::OutsideAudio);
+        // Clamped into the part it went to.
+        assert_eq!(second[1].at, UtcMillis(2_000_000));
     }
 }
