@@ -13,11 +13,13 @@
 //! ([`record_edit`](Ledger::record_edit), undo, redo), the outbox of
 //! conversations for the cloud ([`outbox`](Ledger::outbox)), small
 //! key/value state ([`meta`](Ledger::meta)), and what was pulled from
-//! pendants' rings ([`ring`]: streams, resume points, duplicates).
+//! pendants' rings ([`ring`]: streams, resume points, duplicates), and what
+//! each pendant last said about itself ([`device_reports`]).
 
 mod captures;
 pub mod cards;
 pub mod claims;
+pub mod device_reports;
 mod edits;
 pub mod files;
 mod lock;
@@ -38,6 +40,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use claims::{CLAIM_TTL, Claim, WorkKind, new_holder};
+pub use device_reports::{DeviceReport, NewestRecord, Skew};
 pub use edits::{EditAction, EditKind, EditState};
 pub use lock::{Holder, LockError, RunLock, Section, holders};
 pub use outbox::{HeldFor, NewPush, OutboxRow, OutboxState};
