@@ -16,7 +16,9 @@ use super::push::{self, ConversationStatus, Retraction};
 use super::workspace::Workspace;
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::cloud::ratelimit::Limiter;
-use crate::store::{EditAction, Holder, LedgerReader, OutboxRow, OutboxState, StoreError, holders};
+use crate::store::{
+    DeviceReport, EditAction, Holder, LedgerReader, OutboxRow, OutboxState, StoreError, holders,
+};
 use crate::timeline::Timeline;
 
 /// Where one device's pull stands.
@@ -103,6 +105,8 @@ pub struct Snapshot {
     pub edits: Vec<EditAction>,
     /// Each device's resume point.
     pub rings: Vec<RingState>,
+    /// What each pendant said about itself the last time a pull read it.
+    pub devices: Vec<DeviceReport>,
     /// Who holds which critical section now.
     pub holders: Vec<Holder>,
 }
@@ -150,6 +154,7 @@ impl Snapshot {
                 outbox,
                 edits: r.edit_log()?,
                 rings,
+                devices: r.device_reports()?,
                 holders: Vec::new(),
             })
         })?;

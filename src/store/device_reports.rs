@@ -123,6 +123,18 @@ impl fmt::Display for NoSkew {
     }
 }
 
+impl NoSkew {
+    /// A few words on why, for a narrow screen.
+    pub fn brief(&self) -> &'static str {
+        match self {
+            NoSkew::NoRecords => "no new records",
+            NoSkew::NotWallClock => "records without a set clock",
+            NoSkew::NotNewest => "the pull stopped early",
+            NoSkew::StoppedBefore { .. } => "not recording at the connect",
+        }
+    }
+}
+
 fn signed_s(ms: i64) -> String {
     format!(
         "{}{:.1} s",
@@ -143,6 +155,21 @@ impl fmt::Display for Skew {
                 signed_s(*lower_ms)
             ),
             Skew::Unknown(why) => write!(f, "not estimated: {why}"),
+        }
+    }
+}
+
+impl Skew {
+    /// The estimate in a few words, for a narrow screen: `~+1.3 s ± 2.3 s
+    /// (estimate)`, or `none (why)`.
+    pub fn brief(&self) -> String {
+        match self {
+            Skew::Estimate { lower_ms, upper_ms } => format!(
+                "~{} ± {:.1} s (estimate)",
+                signed_s((lower_ms + upper_ms) / 2),
+                (upper_ms - lower_ms) as f64 / 2000.0
+            ),
+            Skew::Unknown(why) => format!("none ({})", why.brief()),
         }
     }
 }
@@ -406,6 +433,7 @@ mod tests {
             shown.contains("estimate") && shown.contains("at least -0.5 s"),
             "{shown}"
         );
+        assert_eq!(r.skew().brief(), "~+1.8 s ± 2.3 s (estimate)");
         // A pendant clock an hour ahead.
         r.newest.as_mut().unwrap().wall_start = Some(r.connected_at.plus_ms(3_600_000));
         assert!(matches!(r.skew(), Skew::Estimate { lower_ms, .. } if lower_ms == 3_600_100));
@@ -422,6 +450,7 @@ mod tests {
         assert_eq!(r.skew(), Skew::Unknown(NoSkew::NotWallClock));
         r.newest = None;
         assert_eq!(r.skew(), Skew::Unknown(NoSkew::NoRecords));
+        assert_eq!(r.skew().brief(), "none (no new records)");
     }
 
     #[test]
