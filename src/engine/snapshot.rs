@@ -17,7 +17,8 @@ use super::workspace::Workspace;
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::cloud::ratelimit::Limiter;
 use crate::store::{
-    DeviceReport, EditAction, Holder, LedgerReader, OutboxRow, OutboxState, StoreError, holders,
+    DeviceReport, EditAction, Holder, LedgerReader, OutboxRow, OutboxState, SegmentRow, StoreError,
+    holders,
 };
 use crate::timeline::Timeline;
 
@@ -117,8 +118,17 @@ impl Snapshot {
         let rules = ws.rules();
         let opts = options(ws, &PushRequest::default());
         let mut snap = reader.in_one_read(|r| {
-            let timeline = r.timeline(&rules)?;
-            let overview = Overview::of(r, &timeline)?;
+            // Every segment, read once for both the timeline and the counts.
+            let segments = r.segments()?;
+            let timeline = crate::timeline::build(
+                &segments
+                    .iter()
+                    .map(SegmentRow::to_timeline)
+                    .collect::<Vec<_>>(),
+                &r.active_overrides()?,
+                &rules,
+            );
+            let overview = Overview::of_segments(r, &segments, &timeline)?;
             let plan = push::plan(r, &timeline, &opts)?;
             let recorded = r
                 .recorded_spans()?
