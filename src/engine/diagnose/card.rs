@@ -403,3 +403,48 @@ pub fn pendant(conn: &mut dyn Connector, cancel: &Cancel) -> Result<Vec<Finding>
     ));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testdata::sample_device_report;
+
+    fn by_check<'a>(found: &'a [Finding], check: &str) -> &'a Finding {
+        found
+            .iter()
+            .find(|f| f.check == check)
+            .unwrap_or_else(|| panic!("{check} in {found:?}"))
+    }
+
+    #[test]
+    fn a_kept_report_gets_the_pendants_checks_with_its_age_and_skew() {
+        let mut r = sample_device_report();
+        let later = r.read_at.plus_ms(3 * 3_600_000);
+        let found = last_reports(std::slice::from_ref(&r), later);
+        let fill = by_check(&found, "card.fill");
+        assert_eq!(fill.severity, Severity::Warning, "85 % full");
+        assert!(
+            fill.place
+                .as_deref()
+                .unwrap()
+                .contains("omi, last pull 3 h ago"),
+            "{fill:?}"
+        );
+        assert_eq!(by_check(&found, "card.dropped").severity, Severity::Problem);
+        assert_eq!(by_check(&found, "card.clock").severity, Severity::Ok);
+        let skew = by_check(&found, "card.clock_skew");
+        assert_eq!(skew.severity, Severity::Ok);
+        assert!(skew.what.contains("estimate"), "{skew:?}");
+
+        // A clock an hour ahead, not set now, the ring left nearly full.
+        r.newest.as_mut().unwrap().wall_start = Some(r.connected_at.plus_ms(3_600_000));
+        r.status.as_mut().unwrap().clock_valid = false;
+        r.unread_after = Some(990);
+        let found = last_reports(&[r], later);
+        assert_eq!(by_check(&found, "card.fill").severity, Severity::Problem);
+        assert_eq!(by_check(&found, "card.clock").severity, Severity::Warning);
+        let skew = by_check(&found, "card.clock_skew");
+        assert_eq!(skew.severity, Severity::Warning);
+        assert_eq!(skew.fix, Some(Remedy::ReviewTimeline));
+    }
+}
