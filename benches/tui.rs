@@ -3,25 +3,32 @@
 //! 200x50 in each main view, and a merge from the key press to the redrawn
 //! frame (timed; then undone, untimed, so every iteration merges the same two).
 //!
-//! Measured 2026-12-02 on the shared 2-core build machine (two other builds
-//! running), with
-//! `cargo bench --profile dev --bench tui -- --warm-up-time 1 --measurement-time 3 --sample-size 20`
-//! (the dev profile here is opt-level 2 for every crate; a release build was
-//! not warm). Medians from `target/criterion/*/new/estimates.json`, with
-//! criterion's 95 % interval:
+//! Measured 2026-12-02 on the shared 2-core build machine (other builds
+//! running, load average 5-7), in the bench profile (release settings) with
+//! `cargo bench --bench tui -- --warm-up-time 1 --measurement-time 3 --sample-size 20`.
+//! Medians from `target/criterion/*/new/estimates.json`, with criterion's
+//! 95 % interval:
 //!
 //! | benchmark (200x50, 10 000 segments) | median   | interval          |
 //! |-------------------------------------|----------|-------------------|
-//! | frame_timeline                      | 1.14 ms  | 1.07 - 1.21 ms    |
-//! | frame_conversation                  | 0.47 ms  | 0.44 - 0.48 ms    |
-//! | frame_segments                      | 0.59 ms  | 0.54 - 0.72 ms    |
-//! | frame_sync                          | 1.78 ms  | 1.68 - 1.95 ms    |
-//! | merge_key_to_frame                  | 124.6 ms | 106.8 - 129.8 ms  |
+//! | frame_timeline                      | 0.65 ms  | 0.63 - 0.67 ms    |
+//! | frame_conversation                  | 0.27 ms  | 0.24 - 0.28 ms    |
+//! | frame_segments                      | 0.41 ms  | 0.40 - 0.42 ms    |
+//! | frame_sync                          | 1.31 ms  | 1.25 - 1.38 ms    |
+//! | merge_key_to_frame                  | 53.3 ms  | 48.3 - 57.1 ms    |
 //!
 //! Every frame is well under the 16 ms goal. A merge's key-to-frame time
-//! is not: it is dominated by the edit (a ledger write) and the fresh
-//! snapshot of all 10 000 segments, not by drawing; not yet profiled.
-//! Peak memory on a 4 h backlog is not measured yet.
+//! (profiled with `perf record --call-graph dwarf` and timing spans) went
+//! to SQLite reading all 10 000 segments: twice in the edit (the timeline
+//! before and after), and twice more in the fresh snapshot (its timeline,
+//! then the overview's counts), plus a quadratic search for each
+//! boundary's reason (about 17 ms). The snapshot now reads the segments
+//! once and the reasons are found in one pass: side by side in one session
+//! (bench profile, `--bench merge_key_to_frame --measurement-time 4
+//! --sample-size 10`, three alternating runs each) the merge went from
+//! 64-68 ms to 37-51 ms. What is left is mostly the edit's two timelines
+//! and the snapshot's one (the segment reads). Peak memory on a 4 h
+//! backlog is not measured yet.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{LedgerReader, StoreError};
+use crate::store::{LedgerReader, SegmentRow, StoreError};
 use crate::timeline::{Domain, SegmentStatus, Timeline};
 
 /// The counts.
@@ -33,9 +33,18 @@ pub struct Overview {
 impl Overview {
     /// Counts what `ledger` holds; `timeline` is its current timeline.
     pub fn of(ledger: &LedgerReader, timeline: &Timeline) -> Result<Overview, StoreError> {
+        Self::of_segments(ledger, &ledger.segments()?, timeline)
+    }
+
+    /// [`Overview::of`] with the ledger's `segments` already read (the
+    /// snapshot reads them once for its timeline and these counts).
+    pub fn of_segments(
+        ledger: &LedgerReader,
+        segments: &[SegmentRow],
+        timeline: &Timeline,
+    ) -> Result<Overview, StoreError> {
         let captures = ledger.captures()?;
         let samples = ledger.audio_samples()?;
-        let segments = ledger.segments()?;
         let count = |st: SegmentStatus| segments.iter().filter(|s| s.status == st).count();
         Ok(Overview {
             captures: captures.len(),

@@ -8,8 +8,11 @@
 //! killed pull resumes from the ledger with nothing lost and nothing stored
 //! twice. [`pull`] runs the session with progress events (bytes, for KB/s
 //! and ETA); finding the speech in what arrived is the job's next stage
-//! ([`super::analyze`]), even when the pull failed half-way. [`device_status`] reads the status characteristic and INFO
-//! without changing anything on the pendant.
+//! ([`super::analyze`]), even when the pull failed half-way. What the
+//! pendant said about itself (INFO, the status characteristic) and the
+//! newest record the pull brought are kept as the device's last report
+//! ([`crate::store::device_reports`]). [`device_status`] reads the status
+//! characteristic and INFO without changing anything on the pendant.
 
 use std::time::{Duration, Instant};
 
@@ -23,13 +26,13 @@ use crate::audio::Codec;
 use crate::cancel::Cancel;
 use crate::clock::UtcMillis;
 use crate::device::link::{Connector, GattLink, LinkError};
-use crate::device::record::RECORD_BYTES;
+use crate::device::record::{RECORD_BYTES, Record, RecordTime};
 use crate::device::ring::{Info, StorageStatus};
 use crate::device::session::{
     Discard, DurableSink, InfoError, LinkEvent, Progress, PullError, PullObserver, PullOptions,
     ResumePoint, SinkError, read_info,
 };
-use crate::store::{Ledger, RingBatch, StoreError};
+use crate::store::{DeviceReport, Ledger, NewestRecord, RingBatch, StoreError};
 
 /// What the ledger did with everything a pull handed it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +57,8 @@ pub struct LedgerSink<'l> {
     /// The ledger error that stopped the pull, with its full cause (the
     /// session keeps only its message).
     pub failure: Option<StoreError>,
+    /// The newest record stored (or already held) so far.
+    pub newest: Option<NewestRecord>,
 }
 
 impl<'l> LedgerSink<'l> {
@@ -66,12 +71,38 @@ impl<'l> LedgerSink<'l> {
             codec: Codec::PENDANT,
             stored: Stored::default(),
             failure: None,
+            newest: None,
         }
     }
 
     /// The ledger.
     pub fn ledger(&mut self) -> &mut Ledger {
         self.ledger
+    }
+
+    /// Notes the last of `records` (from `first_seq`) as the newest, if it is.
+    fn note_newest(&mut self, first_seq: u64, records: &[u8], received_at: UtcMillis) {
+        let count = (records.len() / RECORD_BYTES) as u64;
+        let Some(last) = count.checked_sub(1) else {
+            return;
+        };
+        let seq = first_seq + last;
+        if self.newest.is_some_and(|n| n.seq > seq) {
+            return;
+        }
+        let Some(rec) = Record::parse(&records[last as usize * RECORD_BYTES..]) else {
+            return;
+        };
+        let samples = rec.frames.len() as i64 * i64::from(self.codec.frame_samples());
+        self.newest = Some(NewestRecord {
+            seq,
+            wall_start: match rec.time {
+                RecordTime::Wall(t) => Some(UtcMillis::from_secs(i64::from(t))),
+                _ => None,
+            },
+            duration_ms: samples * 1000 / i64::from(self.codec.sample_rate()),
+            received_at,
+        });
     }
 
     fn fail(&mut self, e: StoreError) -> SinkError {
@@ -108,6 +139,7 @@ impl DurableSink for LedgerSink<'_> {
         first_seq: u64,
         records: &[u8],
     ) -> Result<(), SinkError> {
+        let captured_at = UtcMillis::now();
         let batch = RingBatch {
             device,
             ring_id,
@@ -115,10 +147,11 @@ impl DurableSink for LedgerSink<'_> {
             records,
             codec: self.codec,
             origin: &self.origin,
-            captured_at: UtcMillis::now(),
+            captured_at,
         };
         match self.ledger.add_ring_records(&batch) {
             Ok(s) => {
+                self.note_newest(first_seq, records, captured_at);
                 self.stored.new_records += s.new_records;
                 self.stored.already_stored += s.already_stored;
                 self.stored.duplicates += s.duplicates;
@@ -331,9 +364,16 @@ pub fn pull(
         }
     };
     let stored = sink.stored.clone();
+    let newest = sink.newest;
+    let mut notes = report.notes.clone();
+    if let Some(last) = last_report(&report, origin, newest)
+        && let Err(e) = ledger.set_device_report(&last)
+    {
+        notes.push(format!("the pendant's report could not be kept: {e}"));
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let distinct = report.records_received * RECORD_BYTES as u64;
-    for n in &report.notes {
+    for n in &notes {
         ctx.emit(Event::Warning {
             origin: Origin::Device { id: device.clone() },
             message: n.clone(),
@@ -374,7 +414,7 @@ pub fn pull(
         origin: origin.to_string(),
         stored,
         link,
-        notes: report.notes,
+        notes,
         error,
     };
     ctx.stage_finished(
@@ -382,6 +422,28 @@ pub fn pull(
         StageReport::Pull(Box::new(Pulled::Pendant(summary.clone()))),
     );
     (summary, stop)
+}
+
+/// The device's last report from a pull's `report` (none if no INFO came).
+fn last_report(
+    report: &crate::device::session::PullReport,
+    origin: &str,
+    newest: Option<NewestRecord>,
+) -> Option<DeviceReport> {
+    let info = report.info?;
+    let read_at = report.info_at?;
+    Some(DeviceReport {
+        device: report.device.clone(),
+        origin: origin.to_string(),
+        read_at,
+        connected_at: report.connected_at.unwrap_or(read_at),
+        info,
+        status: report.status,
+        clock_written: report.time_written,
+        done_crc: report.done_crc,
+        unread_after: Some(report.unread_on_device),
+        newest,
+    })
 }
 
 /// A pendant's storage as it reports it.
@@ -614,6 +676,75 @@ mod tests {
             .unwrap()
             .durable_seq;
         assert!(sim.metadata().read_seq <= durable);
+    }
+
+    #[test]
+    fn a_pull_keeps_the_pendants_report_and_its_newest_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let sim = SimPendant::from_image(image(500), "").unwrap();
+        let mut conn = sim.clone();
+        let before = UtcMillis::now();
+        let (summary, stop) = pull_from(&mut ledger, &mut conn);
+        assert!(stop.is_none(), "{:?}", summary.error);
+        let r = ledger.device_report("sim:sim").unwrap().unwrap();
+        assert_eq!(r.origin, "sim:test");
+        assert!(r.read_at >= r.connected_at && r.connected_at >= before);
+        assert_eq!((r.info.read_seq, r.info.write_seq), (0, 500));
+        assert_eq!(r.info.capacity, 64 * 36);
+        assert_eq!(r.info.packet_bytes as usize, RECORD_BYTES);
+        assert!(r.info.custody.is_some_and(|c| c.ring_id != 0));
+        let st = r.status.unwrap();
+        assert_eq!(st.unread_packets, 500);
+        assert_eq!(st.used_bytes as usize, 500 * RECORD_BYTES);
+        assert!(st.clock_valid && r.clock_written);
+        assert_eq!(r.unread_after, Some(0));
+        let newest = r.newest.unwrap();
+        assert_eq!(newest.seq, 499);
+        let want = crate::device::usb::fixture::fixture_time(499, FixtureClock::Wall);
+        assert_eq!(
+            newest.wall_start,
+            Some(UtcMillis::from_secs(i64::from(want)))
+        );
+        assert!(newest.duration_ms > 0 && newest.received_at >= r.read_at);
+        // The fixture recorded in 2024: long before this connect.
+        assert!(matches!(
+            r.skew(),
+            crate::store::Skew::Unknown(crate::store::device_reports::NoSkew::StoppedBefore { .. })
+        ));
+        // Nothing new: the report is replaced, with no newest record.
+        pull_from(&mut ledger, &mut conn);
+        let again = ledger.device_report("sim:sim").unwrap().unwrap();
+        assert_eq!((again.info.read_seq, again.newest), (500, None));
+    }
+
+    #[test]
+    fn a_pendant_recording_up_to_the_connect_gives_a_skew_estimate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path()).unwrap();
+        let mut b = FixtureBuilder::new(Variant::C, 64).unwrap();
+        b.record(100, 36).unwrap();
+        // The last record was stamped just now by a clock 30 s ahead.
+        let ahead = (UtcMillis::now().as_secs() + 30) as u32;
+        let frames = crate::device::usb::fixture::fixture_frames(b.epoch(), 100);
+        let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let (rec, _) = crate::device::record::build_record(ahead, &frames);
+        b.writer().append(&rec).unwrap();
+        let sim = SimPendant::from_image(b.finish(), "").unwrap();
+        let mut conn = sim.clone();
+        let (summary, stop) = pull_from(&mut ledger, &mut conn);
+        assert!(stop.is_none(), "{:?}", summary.error);
+        let r = ledger.device_report("sim:sim").unwrap().unwrap();
+        match r.skew() {
+            crate::store::Skew::Estimate { lower_ms, upper_ms } => {
+                assert!((28_000..=31_000).contains(&lower_ms), "{lower_ms}");
+                assert_eq!(
+                    upper_ms - lower_ms,
+                    crate::store::device_reports::SKEW_SLACK_MS
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -16,7 +16,10 @@ use super::push::{self, ConversationStatus, Retraction};
 use super::workspace::Workspace;
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::cloud::ratelimit::Limiter;
-use crate::store::{EditAction, Holder, LedgerReader, OutboxRow, OutboxState, StoreError, holders};
+use crate::store::{
+    DeviceReport, EditAction, Holder, LedgerReader, OutboxRow, OutboxState, SegmentRow, StoreError,
+    holders,
+};
 use crate::timeline::Timeline;
 
 /// Where one device's pull stands.
@@ -103,6 +106,8 @@ pub struct Snapshot {
     pub edits: Vec<EditAction>,
     /// Each device's resume point.
     pub rings: Vec<RingState>,
+    /// What each pendant said about itself the last time a pull read it.
+    pub devices: Vec<DeviceReport>,
     /// Who holds which critical section now.
     pub holders: Vec<Holder>,
 }
@@ -113,8 +118,17 @@ impl Snapshot {
         let rules = ws.rules();
         let opts = options(ws, &PushRequest::default());
         let mut snap = reader.in_one_read(|r| {
-            let timeline = r.timeline(&rules)?;
-            let overview = Overview::of(r, &timeline)?;
+            // Every segment, read once for both the timeline and the counts.
+            let segments = r.segments()?;
+            let timeline = crate::timeline::build(
+                &segments
+                    .iter()
+                    .map(SegmentRow::to_timeline)
+                    .collect::<Vec<_>>(),
+                &r.active_overrides()?,
+                &rules,
+            );
+            let overview = Overview::of_segments(r, &segments, &timeline)?;
             let plan = push::plan(r, &timeline, &opts)?;
             let recorded = r
                 .recorded_spans()?
@@ -150,6 +164,7 @@ impl Snapshot {
                 outbox,
                 edits: r.edit_log()?,
                 rings,
+                devices: r.device_reports()?,
                 holders: Vec::new(),
             })
         })?;

@@ -230,6 +230,36 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (segment_id, ordinal)
     ) WITHOUT ROWID;
     "#,
+    // 9: each device's last report (`store::device_reports`): INFO and the
+    // status characteristic as the last pull read them, when, and the newest
+    // record it brought (for the clock skew estimate).
+    r#"
+    CREATE TABLE device_reports (
+        device                TEXT    PRIMARY KEY,
+        origin                TEXT    NOT NULL,
+        read_at_ms            INTEGER NOT NULL,
+        connected_at_ms       INTEGER NOT NULL,
+        read_seq              INTEGER NOT NULL,
+        write_seq             INTEGER NOT NULL,
+        capacity              INTEGER NOT NULL,
+        dropped               INTEGER NOT NULL,
+        packet_bytes          INTEGER NOT NULL,
+        custody_caps          INTEGER,
+        custody_version       INTEGER,
+        ring_id               INTEGER,
+        used_bytes            INTEGER,
+        unread_packets        INTEGER,
+        free_bytes            INTEGER,
+        clock_valid           INTEGER,
+        clock_written         INTEGER NOT NULL,
+        done_crc              INTEGER,
+        unread_after          INTEGER,
+        newest_seq            INTEGER,
+        newest_wall_start_ms  INTEGER,
+        newest_duration_ms    INTEGER,
+        newest_received_at_ms INTEGER
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -13,13 +13,15 @@
 //! ([`record_edit`](Ledger::record_edit), undo, redo), the outbox of
 //! conversations for the cloud ([`outbox`](Ledger::outbox)), small
 //! key/value state ([`meta`](Ledger::meta)), what was pulled from
-//! pendants' rings ([`ring`]: streams, resume points, duplicates), and what
-//! the hallucination guards dropped from transcripts ([`drops`]).
+//! pendants' rings ([`ring`]: streams, resume points, duplicates), what
+//! the hallucination guards dropped from transcripts ([`drops`]), and what
+//! each pendant last said about itself ([`device_reports`]).
 
 mod captures;
 pub mod cards;
 mod carry;
 pub mod claims;
+pub mod device_reports;
 pub mod drops;
 mod edits;
 pub mod files;
@@ -41,6 +43,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use captures::{AnomalyRow, CaptureRow, NewCapture, RunRow, Stored};
 pub use claims::{CLAIM_TTL, Claim, WorkKind, new_holder};
+pub use device_reports::{DeviceReport, NewestRecord, Skew};
 pub use drops::{DropRow, NewDrop};
 pub use edits::{EditAction, EditKind, EditState};
 pub use lock::{Holder, LockError, RunLock, Section, holders};

@@ -1,9 +1,12 @@
 //! Ledgers for unit tests: captures of a 440 Hz tone with segments where a
-//! test wants them (no VAD, no decoding of real speech).
+//! test wants them (no VAD, no decoding of real speech), and a pendant's
+//! last report.
 
 use super::{Ledger, NewCapture, NewSegment, RunRow};
 use crate::clock::{ClockTrust, UtcMillis};
 use crate::device::capture::{CaptureFormat, Run};
+use crate::device::ring::{CustodyCaps, CustodyInfo, Info, StorageStatus};
+use crate::store::{DeviceReport, NewestRecord};
 
 /// Samples in each tone capture (4 s at 16 kHz).
 pub const TONE_SAMPLES: u64 = 64_000;
@@ -79,4 +82,43 @@ pub fn add_tone_capture(
         .filter(|s| keys.contains(&s.found.key))
         .map(|s| s.id)
         .collect()
+}
+
+/// A report read at 10:00:00 (connected a second earlier) of a ring
+/// of 1000 records with 850 unread, custody firmware, clock set.
+pub fn sample_device_report() -> DeviceReport {
+    let at = UtcMillis(1_748_858_400_000);
+    DeviceReport {
+        device: "omi".into(),
+        origin: "ble:AA".into(),
+        read_at: at,
+        connected_at: at.plus_ms(-1000),
+        info: Info {
+            read_seq: 100,
+            write_seq: 950,
+            capacity: 1000,
+            dropped: 3,
+            packet_bytes: 444,
+            custody: Some(CustodyInfo {
+                caps: CustodyCaps(0x0f),
+                version: 1,
+                ring_id: u64::MAX - 5,
+            }),
+        },
+        status: Some(StorageStatus {
+            used_bytes: 377_400,
+            unread_packets: 850,
+            free_bytes: 66_600,
+            clock_valid: true,
+        }),
+        clock_written: true,
+        done_crc: Some(true),
+        unread_after: None,
+        newest: Some(NewestRecord {
+            seq: 949,
+            wall_start: Some(at.plus_ms(-1600)),
+            duration_ms: 100,
+            received_at: at.plus_ms(20_000),
+        }),
+    }
 }

@@ -11,6 +11,8 @@
 //! for each conversation, from the same inputs as the timeline; it does no
 //! I/O and is as pure as the layout itself.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::{Boundary, Conversation, Domain, Override, Rules, Timeline};
@@ -71,14 +73,18 @@ pub fn boundary_reasons(
     rules: &Rules,
 ) -> Vec<BoundaryReason> {
     let convs = &timeline.conversations;
+    // Per partition, the conversation so far that finished last (the later
+    // one on a tie), so each boundary is found in one pass.
+    let mut latest: HashMap<(&str, Domain), &Conversation> = HashMap::new();
     convs
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let same_partition = convs[..i]
-                .iter()
-                .filter(|p| p.device == c.device && p.domain == c.domain)
-                .max_by_key(|p| p.finished_at);
+            let key = (c.device.as_str(), c.domain);
+            let same_partition = latest.get(&key).copied();
+            if same_partition.is_none_or(|p| c.finished_at >= p.finished_at) {
+                latest.insert(key, c);
+            }
             match same_partition {
                 Some(q) => within_partition(q, c, overrides, rules),
                 None => match i.checked_sub(1).map(|j| &convs[j]) {
@@ -150,6 +156,42 @@ mod tests {
             status: SegmentStatus::Speech,
             text: Some("words".into()),
         }
+    }
+
+    #[test]
+    fn interleaved_devices_and_clocks_each_find_their_own_previous_conversation() {
+        // Three partitions interleaved, with overlapping and equal ends: each
+        // boundary is measured from the partition's conversation that
+        // finished last before it, as a scan of everything before it finds.
+        let mut segs = Vec::new();
+        for i in 0..60i64 {
+            let (device, clock) = match i % 3 {
+                0 => ("a", ClockTrust::Wall),
+                1 => ("b", ClockTrust::Wall),
+                _ => ("a", ClockTrust::Uptime),
+            };
+            let len = if i % 7 == 0 { 400 } else { 10 };
+            segs.push(seg(i, device, clock, i * 97 % 1300 + i * 50, len));
+        }
+        let rules = Rules::default();
+        let t = build(&segs, &[], &rules);
+        let convs = &t.conversations;
+        let scanned: Vec<BoundaryReason> = convs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                match convs[..i]
+                    .iter()
+                    .filter(|p| p.device == c.device && p.domain == c.domain)
+                    .max_by_key(|p| p.finished_at)
+                {
+                    Some(q) => within_partition(q, c, &[], &rules),
+                    None => boundary_reasons(&t, &[], &rules)[i].clone(),
+                }
+            })
+            .collect();
+        assert!(convs.len() > 10, "{}", convs.len());
+        assert_eq!(boundary_reasons(&t, &[], &rules), scanned);
     }
 
     #[test]

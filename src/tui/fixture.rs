@@ -67,6 +67,25 @@ pub fn backlog() -> tempfile::TempDir {
     dir
 }
 
+/// Two pendants' last reports beside the backlog, read at
+/// 2025-06-02 10:00:00 UTC: `omi` 85 % full with a skew estimate, `omi-2`
+/// 97 % full with its clock not set and no records in its last pull.
+pub fn device_reports(dir: &std::path::Path) {
+    let l = Ledger::open(dir).unwrap();
+    let warn = crate::store::testdata::sample_device_report();
+    let mut bad = warn.clone();
+    bad.device = "omi-2".into();
+    bad.unread_after = Some(970);
+    bad.status = bad.status.map(|s| crate::device::ring::StorageStatus {
+        clock_valid: false,
+        ..s
+    });
+    bad.clock_written = false;
+    bad.newest = None;
+    l.set_device_report(&warn).unwrap();
+    l.set_device_report(&bad).unwrap();
+}
+
 /// The options every test draws with.
 pub fn options() -> Options {
     Options {

@@ -29,6 +29,7 @@ mod cpu_baseline;
 mod device_fuzz;
 mod device_image;
 mod device_pull;
+mod device_report;
 mod device_session;
 mod device_sim;
 mod diagnose;

@@ -141,14 +141,17 @@ impl<'o, 'w> Session<'o, 'w> {
         let mtu = link.request_mtu(opts.mtu)?;
         self.report.mtu = mtu;
         self.link_event(LinkEvent::Connected { mtu });
+        let connected_at = crate::clock::UtcMillis::now();
         match opts.time_sync {
             TimeSync::Now => {
-                let now = crate::clock::UtcMillis::now()
-                    .as_secs()
-                    .clamp(0, u32::MAX as i64) as u32;
+                let now = connected_at.as_secs().clamp(0, u32::MAX as i64) as u32;
                 link.write_time(encode_time(now))?;
+                self.report.time_written = true;
             }
-            TimeSync::At(t) => link.write_time(encode_time(t))?,
+            TimeSync::At(t) => {
+                link.write_time(encode_time(t))?;
+                self.report.time_written = true;
+            }
             TimeSync::Skip => {}
         }
         match StorageStatus::decode(&link.read_status()?) {
@@ -157,6 +160,8 @@ impl<'o, 'w> Session<'o, 'w> {
         }
         let info = info_exchange(link, mtu, opts.command_timeout, self.cancel)?;
         self.report.info = Some(info);
+        self.report.connected_at = Some(connected_at);
+        self.report.info_at = Some(crate::clock::UtcMillis::now());
         if info.packet_bytes as usize != RECORD_BYTES {
             return Err(Interrupt::Fatal(PullError::Protocol(format!(
                 "INFO reports {}-byte packets; only {RECORD_BYTES}-byte ring records are supported",

@@ -391,6 +391,13 @@ pub struct PullReport {
     pub info: Option<Info>,
     /// The last status characteristic value.
     pub status: Option<StorageStatus>,
+    /// When the connection that read the last INFO was made (after its MTU
+    /// exchange), on this machine's clock.
+    pub connected_at: Option<crate::clock::UtcMillis>,
+    /// When the last INFO arrived, on this machine's clock.
+    pub info_at: Option<crate::clock::UtcMillis>,
+    /// Whether a time was written to the pendant (its clock is set from then on).
+    pub time_written: bool,
     /// The last MTU.
     pub mtu: u16,
     /// Things worth telling the person, in order.

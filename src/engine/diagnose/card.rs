@@ -2,7 +2,9 @@
 //! reads it (every ring anomaly with its sector, the fill level, records
 //! recorded with the clock not set, times that cannot be right), and a
 //! pendant in reach through its status and INFO reads (fill, unread,
-//! dropped, clock, custody). Nothing is written to either.
+//! dropped, clock, custody), and each pendant's last report as a data
+//! directory's ledger keeps it (the same checks, with its age and the
+//! clock skew estimate). Nothing is written to any of them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use super::chart::{Lane, Span};
 use super::{Finding, Severity};
 use crate::cancel::Cancel;
+use crate::clock::UtcMillis;
 use crate::device::fill::{self, FillLevel};
 use crate::device::link::Connector;
 use crate::device::record::{RECORD_BYTES, RecordTime};
@@ -18,6 +21,7 @@ use crate::device::usb::{ImageReader, Part};
 use crate::engine::image::SectorAnomaly;
 use crate::engine::pull::device_status;
 use crate::engine::remedy::Remedy;
+use crate::store::{DeviceReport, Skew};
 
 /// Records per second of audio (5 frames of 20 ms... 10 records a second).
 const RECORDS_PER_SECOND: f64 = 10.0;
@@ -261,51 +265,135 @@ pub fn image(path: &Path) -> Result<ImageFindings, String> {
     })
 }
 
+/// A ring's state as its pendant reported it.
+struct RingState<'a> {
+    /// Where (the device, and for a kept report its age).
+    place: &'a str,
+    /// Unread records.
+    unread: u64,
+    /// The seqs they span, `[start, end)`.
+    seqs: (u64, u64),
+    /// The ring's capacity in records.
+    capacity: u64,
+    /// Records overwritten or lost.
+    dropped: u64,
+    /// Whether the clock is set (status characteristic).
+    clock_valid: Option<bool>,
+}
+
+/// The fill, unread, dropped and clock lines of a ring's state; `clock_set`
+/// is what to say of a set clock.
+fn ring_findings(s: &RingState<'_>, clock_set: &str) -> Vec<Finding> {
+    let place = s.place;
+    let mut out = vec![fill_finding(s.unread, s.capacity, place)];
+    out.push(
+        Finding::ok(
+            "card.unread",
+            format!(
+                "seqs {}..{} unread (about {} of audio)",
+                s.seqs.0,
+                s.seqs.1,
+                crate::term::duration(s.unread as f64 / RECORDS_PER_SECOND)
+            ),
+        )
+        .at(place),
+    );
+    out.push(if s.dropped > 0 {
+        Finding::problem(
+            "card.dropped",
+            format!(
+                "the pendant overwrote or lost {} records before they were pulled",
+                s.dropped
+            ),
+        )
+        .at(place)
+        .fix(Remedy::PullPendant)
+    } else {
+        Finding::ok("card.dropped", "no records dropped").at(place)
+    });
+    out.push(match s.clock_valid {
+        Some(true) => Finding::ok("card.clock", clock_set).at(place),
+        Some(false) => Finding::warning(
+            "card.clock",
+            "the pendant's clock is not set: what it records now gets estimated times",
+        )
+        .at(place)
+        .fix(Remedy::PullPendant),
+        None => Finding::ok(
+            "card.clock",
+            "the firmware does not say whether its clock is set",
+        )
+        .at(place),
+    });
+    out
+}
+
+/// A skew beyond this (in either direction, for certain) is worth a look.
+const SKEW_WARN_MS: i64 = 60_000;
+
+/// The lines on each pendant's last report as the ledger keeps it, seen at
+/// `now`: the checks a pendant in reach gets, as of that pull, with its
+/// age, and the clock skew estimate.
+pub fn last_reports(reports: &[DeviceReport], now: UtcMillis) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for r in reports {
+        let place = format!(
+            "{}, last pull {} ({})",
+            r.device,
+            r.age(now),
+            r.read_at.to_rfc3339()
+        );
+        let unread = r.unread();
+        out.extend(ring_findings(
+            &RingState {
+                place: &place,
+                unread,
+                seqs: (r.info.write_seq.saturating_sub(unread), r.info.write_seq),
+                capacity: u64::from(r.info.capacity),
+                dropped: r.info.dropped,
+                clock_valid: r.clock_valid(),
+            },
+            if r.clock_written {
+                "the pendant's clock was set (the pull wrote this machine's time)"
+            } else {
+                "the pendant's clock was set"
+            },
+        ));
+        let skew = r.skew();
+        let what = format!("the pendant's clock against this machine's: {skew}");
+        out.push(match skew {
+            Skew::Estimate { lower_ms, upper_ms }
+                if lower_ms > SKEW_WARN_MS || upper_ms < -SKEW_WARN_MS =>
+            {
+                Finding::warning(
+                    "card.clock_skew",
+                    format!("{what}: the records before that pull carry times off by as much"),
+                )
+                .at(place.as_str())
+                .fix(Remedy::ReviewTimeline)
+            }
+            _ => Finding::ok("card.clock_skew", what).at(place.as_str()),
+        });
+    }
+    out
+}
+
 /// Reads the pendant behind `conn`: status and INFO only (no time write,
 /// no ADVANCE, no CLEAR).
 pub fn pendant(conn: &mut dyn Connector, cancel: &Cancel) -> Result<Vec<Finding>, String> {
     let s = device_status(conn, Duration::from_secs(6), cancel)
         .map_err(|e| format!("cannot read the status of {}: {e}", conn.device_id()))?;
-    let place = s.device.clone();
-    let mut out = vec![fill_finding(s.unread_records, s.capacity_records, &place)];
-    out.push(Finding::ok(
-        "card.unread",
-        format!(
-            "seqs {}..{} unread (about {} of audio)",
-            s.read_seq,
-            s.write_seq,
-            crate::term::duration(s.unread_audio_s)
-        ),
-    ));
-    out.push(if s.dropped_records > 0 {
-        Finding::problem(
-            "card.dropped",
-            format!(
-                "the pendant overwrote or lost {} records before they were pulled",
-                s.dropped_records
-            ),
-        )
-        .at(place.clone())
-        .fix(Remedy::PullPendant)
-    } else {
-        Finding::ok("card.dropped", "no records dropped")
-    });
-    out.push(match s.clock_valid {
-        Some(true) => Finding::ok(
-            "card.clock",
-            "the pendant's clock is set (INFO does not give its time, so its skew is not measured)",
-        ),
-        Some(false) => Finding::warning(
-            "card.clock",
-            "the pendant's clock is not set: what it records now gets estimated times",
-        )
-        .at(place.clone())
-        .fix(Remedy::PullPendant),
-        None => Finding::ok(
-            "card.clock",
-            "the firmware does not say whether its clock is set",
-        ),
-    });
+    let mut out = ring_findings(
+        &RingState {
+            place: &s.device,
+            unread: s.unread_records,
+            seqs: (s.read_seq, s.write_seq),
+            capacity: s.capacity_records,
+            dropped: s.dropped_records,
+            clock_valid: s.clock_valid,
+        },
+        "the pendant's clock is set (INFO does not give its time, so its skew is not measured)",
+    );
     out.push(Finding::ok(
         "card.custody",
         match &s.ring_id {
@@ -314,4 +402,49 @@ pub fn pendant(conn: &mut dyn Connector, cancel: &Cancel) -> Result<Vec<Finding>
         },
     ));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testdata::sample_device_report;
+
+    fn by_check<'a>(found: &'a [Finding], check: &str) -> &'a Finding {
+        found
+            .iter()
+            .find(|f| f.check == check)
+            .unwrap_or_else(|| panic!("{check} in {found:?}"))
+    }
+
+    #[test]
+    fn a_kept_report_gets_the_pendants_checks_with_its_age_and_skew() {
+        let mut r = sample_device_report();
+        let later = r.read_at.plus_ms(3 * 3_600_000);
+        let found = last_reports(std::slice::from_ref(&r), later);
+        let fill = by_check(&found, "card.fill");
+        assert_eq!(fill.severity, Severity::Warning, "85 % full");
+        assert!(
+            fill.place
+                .as_deref()
+                .unwrap()
+                .contains("omi, last pull 3 h ago"),
+            "{fill:?}"
+        );
+        assert_eq!(by_check(&found, "card.dropped").severity, Severity::Problem);
+        assert_eq!(by_check(&found, "card.clock").severity, Severity::Ok);
+        let skew = by_check(&found, "card.clock_skew");
+        assert_eq!(skew.severity, Severity::Ok);
+        assert!(skew.what.contains("estimate"), "{skew:?}");
+
+        // A clock an hour ahead, not set now, the ring left nearly full.
+        r.newest.as_mut().unwrap().wall_start = Some(r.connected_at.plus_ms(3_600_000));
+        r.status.as_mut().unwrap().clock_valid = false;
+        r.unread_after = Some(990);
+        let found = last_reports(&[r], later);
+        assert_eq!(by_check(&found, "card.fill").severity, Severity::Problem);
+        assert_eq!(by_check(&found, "card.clock").severity, Severity::Warning);
+        let skew = by_check(&found, "card.clock_skew");
+        assert_eq!(skew.severity, Severity::Warning);
+        assert_eq!(skew.fix, Some(Remedy::ReviewTimeline));
+    }
 }

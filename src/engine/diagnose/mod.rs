@@ -329,10 +329,6 @@ pub fn diagnose(
         }),
         None => {}
     }
-    if req.image.is_some() || device_name.is_some() {
-        sections.push(Section::of(SectionId::Card, card_checks));
-    }
-
     let mut capture_checks = Vec::new();
     if let Some(dir) = &req.wal {
         match captures::phone_files(dir, now) {
@@ -366,10 +362,12 @@ pub fn diagnose(
             let text = transcription::check(&copy, &snap, ws, req.include_transcripts)?;
             let cloud = cloud::check(&snap, ws, now);
             let picture = chart::Chart::of(&snap, &speech.reasons);
-            Ok((ledger, same.pairs, speech, text, cloud, picture))
+            let kept = card::last_reports(&snap.devices, now);
+            Ok((ledger, same.pairs, speech, text, cloud, picture, kept))
         }) {
-            Ok((ledger, same, speech, text, cloud, picture)) => {
+            Ok((ledger, same, speech, text, cloud, picture, kept)) => {
                 shared_audio = same;
+                card_checks.extend(kept);
                 capture_checks.extend(ledger);
                 sections.push(Section::of(SectionId::Captures, capture_checks));
                 sections.push(Section::of(SectionId::Speech, speech.findings));
@@ -403,6 +401,9 @@ pub fn diagnose(
         }
     } else if !capture_checks.is_empty() {
         sections.push(Section::of(SectionId::Captures, capture_checks));
+    }
+    if req.image.is_some() || device_name.is_some() || !card_checks.is_empty() {
+        sections.push(Section::of(SectionId::Card, card_checks));
     }
     sections.sort_by_key(|s| s.id);
 

@@ -105,6 +105,10 @@ impl Redactor {
         for r in reader.outbox()? {
             self.device(&r.push.device);
         }
+        for r in reader.device_reports()? {
+            self.device(&r.device);
+            self.origin(&r.origin);
+        }
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! View 5: what the ledger holds from each device (where each pull stands,
-//! who holds the data directory now) and the jobs started here, with
-//! progress, rate, ETA, the pendant link, and their outcome.
+//! what the pendant last said about itself: fill level, unread, dropped,
+//! clock and its skew, and when; who holds the data directory now) and the
+//! jobs started here, with progress, rate, ETA, the pendant link, and their
+//! outcome.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,8 +10,13 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::window;
+use crate::clock::UtcMillis;
+use crate::device::fill::FillLevel;
 use crate::engine::events::Unit;
+use crate::store::DeviceReport;
 use crate::tui::app::{App, JobRow, JobState};
+use crate::tui::theme::Theme;
+use crate::tui::zone::Zone;
 
 /// Draws the view.
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
@@ -52,6 +59,9 @@ fn draw_devices(f: &mut Frame, area: Rect, app: &App) {
             t.text,
         ));
     }
+    for d in &snap.devices {
+        lines.extend(report_lines(d, snap.taken_at, t, z));
+    }
     for h in &snap.holders {
         lines.push(Line::styled(
             format!("busy: process {} holds {:?} ({})", h.pid, h.section, h.note),
@@ -68,6 +78,60 @@ fn draw_devices(f: &mut Frame, area: Rect, app: &App) {
             .block(Block::default().borders(Borders::ALL).title(" Devices ")),
         area,
     );
+}
+
+/// The word for a fill level, so it reads without colour too.
+fn fill_word(level: FillLevel) -> &'static str {
+    match level {
+        FillLevel::Ok => "ok",
+        FillLevel::Warning => "WARNING: pull soon",
+        FillLevel::Problem => "PROBLEM: about to overwrite unread audio",
+    }
+}
+
+/// Two lines on what a pendant last said about itself, seen at `now`: its
+/// fill level (styled and worded by [`FillLevel`]), unread, dropped; its
+/// clock, the skew estimate and when it was read.
+pub fn report_lines(d: &DeviceReport, now: UtcMillis, t: &Theme, z: &Zone) -> [Line<'static>; 2] {
+    let level = d.fill_level();
+    let style = match level {
+        FillLevel::Ok => t.text,
+        FillLevel::Warning => t.warn,
+        FillLevel::Problem => t.bad,
+    };
+    let clock = match d.clock_valid() {
+        Some(true) if d.clock_written => "clock set (by the pull)",
+        Some(true) => "clock set",
+        Some(false) => "clock NOT set",
+        None => "clock unknown",
+    };
+    [
+        Line::styled(
+            format!(
+                "{}: {:.0} % full ({}), {} of {} records unread, {} dropped",
+                d.device,
+                d.fill_percent(),
+                fill_word(level),
+                d.unread(),
+                d.info.capacity,
+                d.info.dropped
+            ),
+            style,
+        ),
+        Line::styled(
+            format!(
+                "· {clock}; skew {}; read {} ({})",
+                d.skew().brief(),
+                z.short(d.read_at),
+                d.age(now)
+            ),
+            if d.clock_valid() == Some(false) {
+                t.warn
+            } else {
+                t.dim
+            },
+        ),
+    ]
 }
 
 /// One line on a job.
@@ -143,4 +207,35 @@ fn draw_jobs(f: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testdata::sample_device_report;
+
+    #[test]
+    fn a_fill_level_is_coloured_by_the_theme_and_worded_without_colour() {
+        let mut d = sample_device_report();
+        let z = Zone::utc();
+        let colour = Theme::new(Default::default(), false);
+        for (unread, word, style) in [
+            (100, "(ok)", colour.text),
+            (850, "WARNING", colour.warn),
+            (960, "PROBLEM", colour.bad),
+        ] {
+            d.unread_after = Some(unread);
+            let [fill, _] = report_lines(&d, d.read_at, &colour, &z);
+            assert_eq!(fill.style, style, "{unread}");
+            let [mono, _] = report_lines(&d, d.read_at, &Theme::mono(), &z);
+            assert!(mono.to_string().contains(word), "{mono}");
+        }
+        d.status = d.status.map(|s| crate::device::ring::StorageStatus {
+            clock_valid: false,
+            ..s
+        });
+        let [_, clock] = report_lines(&d, d.read_at, &colour, &z);
+        assert!(clock.to_string().contains("clock NOT set"), "{clock}");
+        assert_eq!(clock.style, colour.warn);
+    }
 }

@@ -80,6 +80,17 @@ fn device_and_jobs() {
 }
 
 #[test]
+fn device_reports_three_hours_old() {
+    let dir = fixture::backlog();
+    fixture::device_reports(dir.path());
+    let mut app = fixture::app(dir.path());
+    let snap = app.snap.as_mut().unwrap();
+    snap.taken_at = snap.devices[0].read_at.plus_ms(3 * 3_600_000);
+    press(&mut app, "5");
+    insta::assert_snapshot!(screen(&app, 100, 30));
+}
+
+#[test]
 fn help() {
     let dir = fixture::backlog();
     let mut app = fixture::app(dir.path());
