@@ -57,7 +57,7 @@ pub struct TranscribeOptions {
     pub guard: GuardConfig,
     /// What every engine call asks for (language, word timings).
     pub request: stt::TranscribeOptions,
-    /// The timeline rules (windows never mix conversations).
+    /// The timeline rules (which conversation a re-transcription redoes).
     pub rules: Rules,
 }
 
@@ -179,7 +179,7 @@ pub fn transcribe_only(
     ctx: &Ctx,
 ) -> Result<TranscribeReport, TranscribeError> {
     let started = Instant::now();
-    let plan = plan::plan_only(ledger, &opts.rules, &opts.pack, only)?;
+    let plan = plan::plan_only(ledger, &opts.pack, only)?;
     let report = TranscribeReport {
         segments: plan.segments(),
         windows: plan.windows.len(),

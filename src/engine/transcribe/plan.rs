@@ -1,18 +1,24 @@
-//! What to transcribe: the ledger's untranscribed segments, grouped by
-//! conversation and packed into windows.
+//! What to transcribe: the ledger's untranscribed segments, grouped by the
+//! stream they were recorded in and packed into windows.
 //!
 //! Only segments still `pending` (or `failed` earlier) are planned, so a
 //! re-run after a crash does only what is missing. Segments are grouped by
-//! the conversation the timeline puts them in (with the person's edits), so
-//! a window never mixes two conversations, and packed with
-//! [`packing::pack`].
+//! device and clock trust, not by conversation, and packed with
+//! [`packing::pack`]: a window may hold the speech of several short
+//! conversations, so a backlog of them pays one Whisper encoder pass per
+//! 30 s of speech instead of one per conversation, and the words map back
+//! to their segments by time. Speech of two devices, or of a clock that
+//! cannot be trusted beside one that can, is never packed together (their
+//! times may interleave).
 
 use std::collections::{HashMap, HashSet};
+
+use crate::timeline::Domain;
 
 use super::audio::SegmentAudio;
 use crate::store::{Ledger, RunRow, SegmentRow, StoreError};
 use crate::stt::packing::{self, PackConfig, SpeechSegment, Window};
-use crate::timeline::{self, Rules};
+use crate::timeline;
 
 /// The work of one transcription run.
 #[derive(Debug, Clone, Default)]
@@ -33,15 +39,14 @@ impl Plan {
 }
 
 /// Plans the untranscribed segments of `ledger`.
-pub fn plan(ledger: &Ledger, rules: &Rules, pack: &PackConfig) -> Result<Plan, StoreError> {
-    plan_only(ledger, rules, pack, None)
+pub fn plan(ledger: &Ledger, pack: &PackConfig) -> Result<Plan, StoreError> {
+    plan_only(ledger, pack, None)
 }
 
 /// Plans the untranscribed segments of `ledger`, only those in `only` when
 /// given (a re-transcription of one conversation).
 pub fn plan_only(
     ledger: &Ledger,
-    rules: &Rules,
     pack: &PackConfig,
     only: Option<&HashSet<i64>>,
 ) -> Result<Plan, StoreError> {
@@ -59,7 +64,7 @@ pub fn plan_only(
     if todo.is_empty() {
         return Ok(Plan::default());
     }
-    let groups = conversation_of(ledger, rules)?;
+    let mut streams: HashMap<(String, Domain), i64> = HashMap::new();
     let mut runs: HashMap<i64, Vec<RunRow>> = HashMap::new();
     let mut captures = HashMap::new();
     let mut audio = HashMap::new();
@@ -73,11 +78,13 @@ pub fn plan_only(
             s.id,
             SegmentAudio::of(s, &captures[&s.capture_id], &runs[&s.capture_id])?,
         );
+        let next = streams.len() as i64;
+        let stream = *streams
+            .entry((s.found.device.clone(), Domain::of(s.found.clock)))
+            .or_insert(next);
         speech.push(SpeechSegment {
             id: s.id,
-            // A segment the timeline does not place (it always places
-            // untranscribed ones) is packed alone.
-            group: groups.get(&s.id).copied().unwrap_or(-s.id),
+            group: stream,
             start_ms: s.found.start.0,
             end_ms: s.found.end.0,
         });
@@ -90,13 +97,56 @@ pub fn plan_only(
     })
 }
 
-/// The index of each segment's conversation in the current timeline.
-fn conversation_of(ledger: &Ledger, rules: &Rules) -> Result<HashMap<i64, i64>, StoreError> {
-    Ok(ledger
-        .timeline(rules)?
-        .conversations
-        .iter()
-        .enumerate()
-        .flat_map(|(i, c)| c.segments.iter().map(move |s| (s.id, i as i64)))
-        .collect())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ClockTrust, UtcMillis};
+    use crate::store::testdata::add_tone_capture;
+
+    #[test]
+    fn short_conversations_share_windows_and_devices_never_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let t0 = UtcMillis(1_750_000_000_000);
+        // Ten conversations of 2 s of speech, five minutes apart, on one
+        // pendant; one more on another pendant in between.
+        for i in 0..10 {
+            add_tone_capture(
+                &mut l,
+                "omi",
+                t0.plus_ms(i * 300_000),
+                ClockTrust::Wall,
+                &[(1000, 3000)],
+            );
+        }
+        add_tone_capture(
+            &mut l,
+            "other",
+            t0.plus_ms(150_000),
+            ClockTrust::Wall,
+            &[(1000, 3000)],
+        );
+        let rules = crate::timeline::Rules::default();
+        assert_eq!(l.timeline(&rules).unwrap().conversations.len(), 11);
+
+        let plan = plan(&l, &PackConfig::default()).unwrap();
+        assert_eq!(plan.segments(), 11);
+        assert_eq!(
+            plan.windows.len(),
+            2,
+            "one window for the ten short conversations, one for the other device: {:#?}",
+            plan.windows
+        );
+        let devices: Vec<HashSet<String>> = plan
+            .windows
+            .iter()
+            .map(|w| {
+                w.parts
+                    .iter()
+                    .map(|p| l.segment(p.segment_id).unwrap().found.device)
+                    .collect()
+            })
+            .collect();
+        assert!(devices.iter().all(|d| d.len() == 1), "{devices:?}");
+    }
 }
