@@ -9,7 +9,9 @@ error rate against assets/demo/transcript.tsv (lower case, punctuation
 dropped). With -v, also each segment's text beside the script's line it
 overlaps most, to see words lost at segment edges.
 """
-import json, os, re, subprocess, sys
+import json, os, subprocess, sys
+
+from wer import wer
 
 args = [a for a in sys.argv[1:] if a != "-v"]
 verbose = "-v" in sys.argv
@@ -20,15 +22,8 @@ t = json.loads(subprocess.check_output([binary, "--data-dir", data, "--config", 
 segments = [s for c in t["conversations"] for s in c["segments"]]
 script = [l.rstrip("\n").split("\t") for l in open(os.path.join(root, "assets/demo/transcript.tsv"))
           if l.strip() and not l.startswith("#")]
-words = lambda x: [y.strip("'") for y in re.sub(r"[^a-z0-9']+", " ", x.lower()).split() if y.strip("'")]
-r, h = words(" ".join(l[3] for l in script)), words(" ".join(s["text"] or "" for s in segments))
-prev = list(range(len(h) + 1))
-for i, rw in enumerate(r):
-    cur = [i + 1] + [0] * len(h)
-    for j, hw in enumerate(h):
-        cur[j + 1] = min(prev[j] + (rw != hw), prev[j + 1] + 1, cur[j] + 1)
-    prev = cur
+rate = wer(" ".join(l[3] for l in script), " ".join(s["text"] or "" for s in segments))
 if verbose:
     for s in segments:
         print(f'{s["start"][11:23]}-{s["end"][11:23]}  {s["text"]}')
-print(round(prev[len(h)] / len(r), 4))
+print(round(rate, 4))

@@ -6,28 +6,13 @@ several runs, greedy decoding, same thread count as the whisper.cpp side.
 usage: faster_whisper_bench.py DIR CT2_MODEL_DIR --threads T --runs N [--compute-type float32|int8]
 """
 import argparse
-import re
 import statistics
 import time
 import wave
 
 from faster_whisper import WhisperModel
 
-
-def words(t):
-    t = re.sub(r"[^a-z0-9']+", " ", t.lower())
-    return [w.strip("'") for w in t.split() if w.strip("'")]
-
-
-def edits(ref, hyp):
-    r, h = words(ref), words(hyp)
-    prev = list(range(len(h) + 1))
-    for i, rw in enumerate(r):
-        cur = [i + 1] + [0] * len(h)
-        for j, hw in enumerate(h):
-            cur[j + 1] = min(prev[j] + (rw != hw), prev[j + 1] + 1, cur[j] + 1)
-        prev = cur
-    return prev[len(h)], len(r)
+from wer import edits
 
 
 def main():

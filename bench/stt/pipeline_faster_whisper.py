@@ -11,7 +11,6 @@ usage: pipeline_faster_whisper.py CT2_MODEL_DIR --threads T [--compute-type floa
 import argparse
 import glob
 import json
-import re
 import struct
 import time
 
@@ -19,21 +18,7 @@ import numpy as np
 import opuslib
 from faster_whisper import WhisperModel
 
-
-def words(t):
-    t = re.sub(r"[^a-z0-9']+", " ", t.lower())
-    return [w.strip("'") for w in t.split() if w.strip("'")]
-
-
-def wer(ref, hyp):
-    r, h = words(ref), words(hyp)
-    prev = list(range(len(h) + 1))
-    for i, rw in enumerate(r):
-        cur = [i + 1] + [0] * len(h)
-        for j, hw in enumerate(h):
-            cur[j + 1] = min(prev[j] + (rw != hw), prev[j + 1] + 1, cur[j] + 1)
-        prev = cur
-    return prev[len(h)] / max(1, len(r))
+from wer import wer
 
 
 def main():

@@ -7,7 +7,6 @@
 //! ledger's work claims, two concurrent `transcribe` processes send each
 //! window once between them.
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,20 +35,8 @@ fn counting_server(delay: Duration) -> (String, Arc<AtomicUsize>) {
     let app = Router::new()
         .route("/v1/audio/transcriptions", axum::routing::post(answer))
         .with_state(state);
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            let _ = tokio::time::timeout(Duration::from_secs(300), axum::serve(l, app)).await;
-        });
-    });
-    (format!("http://{}/v1", rx.recv().unwrap()), count)
+    let addr = crate::support::serve_on_loopback(app, Duration::from_secs(300));
+    (format!("http://{addr}/v1"), count)
 }
 
 #[test]

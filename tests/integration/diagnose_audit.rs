@@ -7,7 +7,6 @@
 //! be switched between one with a phantom annotation (`[BLANK_AUDIO]`,
 //! which the guards always drop) and a clean one.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -44,19 +43,8 @@ fn switchable_server(phantom: Arc<AtomicBool>) -> String {
     let app = Router::new()
         .route("/v1/audio/transcriptions", axum::routing::post(answer))
         .with_state(phantom);
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            let _ = tokio::time::timeout(Duration::from_secs(300), axum::serve(l, app)).await;
-        });
-    });
-    format!("http://{}/v1", rx.recv().unwrap())
+    let addr = crate::support::serve_on_loopback(app, Duration::from_secs(300));
+    format!("http://{addr}/v1")
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {

@@ -4,7 +4,6 @@
 //! malformed JSON, refused key).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,20 +73,7 @@ fn server(path: &str, ok_body: &'static str, script: Vec<Step>) -> (String, Srv)
     let app = Router::new()
         .route(path, axum::routing::post(handle))
         .with_state(srv.clone());
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            // Bounded: the test process ends the server.
-            let _ = tokio::time::timeout(Duration::from_secs(120), axum::serve(l, app)).await;
-        });
-    });
-    let addr = rx.recv().unwrap();
+    let addr = crate::support::serve_on_loopback(app, Duration::from_secs(120));
     (format!("http://{addr}"), srv)
 }
 

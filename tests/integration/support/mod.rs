@@ -15,6 +15,26 @@ use omi_sync::cloud::payload::{Piece, PushConversation};
 
 use contract_server::ContractServer;
 
+/// Serves `app` on a free loopback port from a thread of its own (a
+/// two-worker runtime) for at most `lifetime`; returns its address.
+pub fn serve_on_loopback(app: axum::Router, lifetime: Duration) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            // Bounded: the test process ends the server.
+            let _ = tokio::time::timeout(lifetime, axum::serve(l, app)).await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
 /// 2024-05-29T16:26:40Z.
 pub const T0: i64 = 1_717_000_000_000;
 
