@@ -33,6 +33,10 @@ pub mod rules {
     pub const CONVERSATION_GAP_MS: i64 = 120_000;
     /// Conversations the cloud lets one key create per hour.
     pub const PUSHES_PER_HOUR: u32 = 25;
+    /// Speech segments less than this far apart (ms) are one stream cut in
+    /// two, as at the boundary of two contiguous captures: transcribed as
+    /// one stretch of audio and sent to the cloud as one segment.
+    pub const CONTIGUOUS_MS: i64 = 40;
 }
 
 /// The application name used for platform directories.

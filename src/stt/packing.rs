@@ -106,7 +106,7 @@ impl Default for PackConfig {
             split_search_ms: 8_000,
             lead_in_ms: 300,
             pre_roll_ms: 200,
-            natural_gap_ms: 40,
+            natural_gap_ms: crate::config::rules::CONTIGUOUS_MS,
         }
     }
 }

@@ -253,20 +253,31 @@ pub struct Plan {
     pub vanished: Vec<Vanished>,
 }
 
-/// The pieces of a conversation's transcript, one per transcribed member.
+/// The pieces of a conversation's transcript, one per transcribed member;
+/// members less than [`CONTIGUOUS_MS`] apart (speech cut at the boundary
+/// of two contiguous captures) are one piece.
+///
+/// [`CONTIGUOUS_MS`]: crate::config::rules::CONTIGUOUS_MS
 fn pieces(conv: &Conversation) -> Vec<Piece> {
-    conv.members()
-        .filter(|s| s.status == SegmentStatus::Speech)
-        .filter_map(|s| {
-            let text = s.text.as_deref()?.trim();
-            (!text.is_empty()).then(|| Piece {
+    let mut out: Vec<Piece> = Vec::new();
+    for s in conv.members().filter(|s| s.status == SegmentStatus::Speech) {
+        let Some(text) = s.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some(last) if s.start.0 - last.end.0 < crate::config::rules::CONTIGUOUS_MS => {
+                last.end = last.end.max(s.end);
+                last.text = format!("{} {text}", last.text);
+            }
+            _ => out.push(Piece {
                 start: s.start,
                 end: s.end,
                 text: text.to_string(),
                 speaker: None,
-            })
-        })
-        .collect()
+            }),
+        }
+    }
+    out
 }
 
 /// Why `conv` cannot be pushed, if it cannot.
@@ -728,4 +739,50 @@ pub fn apply(ledger: &Ledger, plan: &Plan) -> Result<(), StoreError> {
         ledger.enqueue_push(&n.push)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ClockTrust, UtcMillis};
+    use crate::timeline::{Rules, Segment, build};
+
+    fn said(id: i64, start: i64, end: i64, text: &str) -> Segment {
+        Segment {
+            id,
+            key: format!("k{id}"),
+            device: "omi".into(),
+            clock: ClockTrust::Wall,
+            start: UtcMillis(start),
+            end: UtcMillis(end),
+            status: SegmentStatus::Speech,
+            text: Some(text.into()),
+        }
+    }
+
+    #[test]
+    fn speech_cut_at_a_capture_boundary_is_one_piece() {
+        let t = build(
+            &[
+                said(1, 0, 2_000, "Good morning."),
+                // Cut at a capture boundary 2 ms later: the same sentence.
+                said(2, 3_000, 5_998, "Over Bluetooth that takes"),
+                said(3, 6_000, 7_000, "more than an hour."),
+                said(4, 7_500, 8_000, "Right."),
+            ],
+            &[],
+            &Rules::default(),
+        );
+        let p = pieces(&t.conversations[0]);
+        let texts: Vec<&str> = p.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Good morning.",
+                "Over Bluetooth that takes more than an hour.",
+                "Right."
+            ]
+        );
+        assert_eq!((p[1].start, p[1].end), (UtcMillis(3_000), UtcMillis(7_000)));
+    }
 }
