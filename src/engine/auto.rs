@@ -223,16 +223,14 @@ pub fn run(
     ctx.check()?;
     // What the follower left: the open conversations, and anything it could
     // not do. One report per stage for the whole job.
-    let tally = Tally::new(ctx.sink(), followed.clone());
+    let tally = Tally::new(ctx.sink(), followed);
     let final_ctx = ctx.with_sink(&tally);
-    let mut vad = followed.vad.clone().unwrap_or_default();
-    vad.absorb(&analyze(ledger, &ws.analyze_options(false), &final_ctx)?);
+    let vad = tally.vad(&analyze(ledger, &ws.analyze_options(false), &final_ctx)?);
     ctx.check()?;
     let stt = stt.unwrap_or_else(|| setup(ws, &SttChoice::default()));
     let (transcribe, transcribe_skipped) = match stt {
         Ok((engine, opts)) => {
-            let mut report = followed.transcribe.clone().unwrap_or_default();
-            report.absorb(&transcribe(ledger, &engine, &opts, &final_ctx)?);
+            let report = tally.transcribe(&transcribe(ledger, &engine, &opts, &final_ctx)?);
             (Some(report), None)
         }
         Err(e) => {

@@ -177,7 +177,21 @@ impl EventSink for Quiet<'_> {
 /// reports what only the follower did (the final pass had nothing left).
 pub struct Tally<'a> {
     inner: &'a dyn EventSink,
-    followed: Mutex<Followed>,
+    followed: Followed,
+    /// Which stages' final reports went by: (VAD, transcription).
+    reported: Mutex<(bool, bool)>,
+}
+
+/// `prior`'s counts plus `report`'s.
+fn fold<R: Clone>(prior: &Option<R>, report: &R, absorb: fn(&mut R, &R)) -> R {
+    match prior {
+        Some(p) => {
+            let mut all = p.clone();
+            absorb(&mut all, report);
+            all
+        }
+        None => report.clone(),
+    }
 }
 
 impl<'a> Tally<'a> {
@@ -185,43 +199,49 @@ impl<'a> Tally<'a> {
     pub fn new(inner: &'a dyn EventSink, followed: Followed) -> Self {
         Tally {
             inner,
-            followed: Mutex::new(followed),
+            followed,
+            reported: Mutex::new((false, false)),
         }
+    }
+
+    /// The job's VAD report: the follower's and the final pass's `report`.
+    pub fn vad(&self, report: &AnalyzeReport) -> AnalyzeReport {
+        fold(&self.followed.vad, report, AnalyzeReport::absorb)
+    }
+
+    /// The job's transcription report: the follower's and the final pass's.
+    pub fn transcribe(&self, report: &TranscribeReport) -> TranscribeReport {
+        fold(&self.followed.transcribe, report, TranscribeReport::absorb)
     }
 
     /// Emits, through `ctx`, the reports of stages only the follower ran.
     pub fn finish(&self, ctx: &Ctx) {
-        let left = std::mem::take(&mut *self.lock());
+        let (vad, stt) = *self.lock();
         let started = std::time::Instant::now();
-        if let Some(r) = left.vad {
+        if let Some(r) = self.followed.vad.clone().filter(|_| !vad) {
             ctx.stage_finished(started, StageReport::Vad(r));
         }
-        if let Some(r) = left.transcribe {
+        if let Some(r) = self.followed.transcribe.clone().filter(|_| !stt) {
             ctx.stage_finished(started, StageReport::Transcribe(r));
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Followed> {
-        self.followed.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, (bool, bool)> {
+        self.reported.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl EventSink for Tally<'_> {
     fn emit(&self, mut envelope: Envelope) {
         if let Event::StageFinished { report, .. } = &mut envelope.event {
-            let mut followed = self.lock();
             match report {
                 StageReport::Vad(r) => {
-                    if let Some(mut prior) = followed.vad.take() {
-                        prior.absorb(r);
-                        *r = prior;
-                    }
+                    *r = self.vad(r);
+                    self.lock().0 = true;
                 }
                 StageReport::Transcribe(r) => {
-                    if let Some(mut prior) = followed.transcribe.take() {
-                        prior.absorb(r);
-                        *r = prior;
-                    }
+                    *r = self.transcribe(r);
+                    self.lock().1 = true;
                 }
                 _ => {}
             }
