@@ -7,6 +7,7 @@
 //! range, so re-running VAD keeps the rows (and transcripts) of segments that
 //! did not change.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -17,12 +18,13 @@ use sha2::{Digest, Sha256};
 use super::ctx::Ctx;
 use super::events::{Event, Origin, Stage, Unit};
 use super::import::wal_start;
+use super::lead_in;
 use super::report::StageReport;
 use super::streams;
 use crate::audio::{self, DecodeError};
 use crate::cancel::Cancel;
 use crate::clock::ClockTrust;
-use crate::device::capture::{self, Anomaly, CaptureFormat, Layout};
+use crate::device::capture::{self, Anomaly, CaptureFormat, Layout, Run};
 use crate::store::{
     CLAIM_TTL, CaptureRow, Ledger, NewSegment, RunRow, StoreError, WorkKind, files, new_holder,
 };
@@ -138,12 +140,16 @@ pub fn segment_key(capture_sha: &str, run_index: usize, start: u64, end: u64) ->
 }
 
 /// Analyses one capture's bytes, placed on time by `layout` (its
-/// [`layout_of`], or its part of a stream's). `on_samples` is told how many
-/// samples have been processed, as they are; `cancel` stops it mid-way.
+/// [`layout_of`], or its part of a stream's). `lead_in` is the end of the
+/// capture it continues, if any ([`lead_in`]): played into the detector
+/// before the first run, so speech already going is heard from the first
+/// sample. `on_samples` is told how many samples have been processed, as
+/// they are; `cancel` stops it mid-way.
 pub fn analyze_capture(
     capture: &CaptureRow,
     bytes: &[u8],
     layout: &Layout,
+    lead_in: &[f32],
     params: &VadParams,
     on_samples: &dyn Fn(u64),
     cancel: &Cancel,
@@ -155,6 +161,11 @@ pub fn analyze_capture(
     for (i, run) in layout.runs.iter().enumerate() {
         let mut detector = SpeechDetector::new(params.clone());
         let mut spans = Vec::new();
+        // Samples of the capture before, ahead of this run's first sample.
+        let lead = if i == 0 { lead_in.len() as u64 } else { 0 };
+        if lead > 0 {
+            spans.extend(detector.push(lead_in));
+        }
         let stats = audio::decode_run(
             capture.meta.format,
             bytes,
@@ -188,19 +199,21 @@ pub fn analyze_capture(
         }
         audio_samples += stats.samples;
         for span in spans {
-            let end = span.end.min(run.samples);
-            if end <= span.start {
+            // Speech wholly in the lead-in is the capture before's.
+            let start = span.start.saturating_sub(lead);
+            let end = span.end.saturating_sub(lead).min(run.samples);
+            if end <= start {
                 continue;
             }
-            speech_samples += end - span.start;
+            speech_samples += end - start;
             segments.push(NewSegment {
-                key: segment_key(&capture.sha256, i, span.start, end),
+                key: segment_key(&capture.sha256, i, start, end),
                 run_index: i as u32,
-                sample_start: span.start,
+                sample_start: start,
                 sample_end: end,
                 device: capture.meta.device.clone(),
                 clock: run.clock,
-                start: run.time_at(span.start),
+                start: run.time_at(start),
                 end: run.time_at(end),
             });
         }
@@ -273,16 +286,19 @@ pub fn analyze(
             .cloned()
             .unwrap_or_else(|| layout_of(c, bytes))
     };
-    // Total audio, estimated from frame counts, for the progress bar.
-    let total: u64 = todo
+    // Each capture's runs as laid out from frame counts: the total audio
+    // for the progress bar, and where each capture starts and ends.
+    let placed: HashMap<i64, Vec<Run>> = todo
         .iter()
         .filter_map(|c| match layouts.get(&c.id) {
-            Some(l) => Some(l.samples()),
+            Some(l) => Some((c.id, l.runs.clone())),
             None => files::load(&data_dir, c.stored_path.as_ref(), &c.sha256)
                 .ok()
-                .map(|b| layout_of(c, &b).samples()),
+                .map(|b| (c.id, layout_of(c, &b).runs)),
         })
-        .sum();
+        .collect();
+    let total: u64 = placed.values().flatten().map(|r| r.samples).sum();
+    let lead_ins = lead_in::find(ledger, &todo, &placed)?;
     let seconds = |samples: u64| samples / audio::TARGET_RATE as u64;
     ctx.emit(Event::StageStarted {
         stage: Stage::Vad,
@@ -297,8 +313,15 @@ pub fn analyze(
     std::thread::scope(|scope| {
         for _ in 0..opts.workers.max(1).min(todo.len()) {
             let tx = tx.clone();
-            let (todo, next, done, last_reported, data_dir, layout_for) =
-                (&todo, &next, &done, &last_reported, &data_dir, &layout_for);
+            let (todo, next, done, last_reported, data_dir, layout_for, lead_ins) = (
+                &todo,
+                &next,
+                &done,
+                &last_reported,
+                &data_dir,
+                &layout_for,
+                &lead_ins,
+            );
             scope.spawn(move || {
                 loop {
                     if ctx.cancel().is_cancelled() {
@@ -324,10 +347,15 @@ pub fn analyze(
                             .map_err(AnalysisError::from)
                             .and_then(|bytes| {
                                 let layout = layout_for(capture, &bytes);
+                                let lead = lead_ins
+                                    .get(&capture.id)
+                                    .and_then(|l| l.samples(data_dir))
+                                    .unwrap_or_default();
                                 analyze_capture(
                                     capture,
                                     &bytes,
                                     &layout,
+                                    &lead,
                                     &opts.params,
                                     &on_samples,
                                     ctx.cancel(),

@@ -35,6 +35,7 @@ pub mod image;
 pub mod import;
 pub mod janitor;
 pub mod jobs;
+pub mod lead_in;
 pub mod overview;
 pub mod pendant;
 pub mod pull;

@@ -1,0 +1,132 @@
+//! Speech that runs on from one capture into the next.
+//!
+//! One recording is often stored as several captures that follow each other
+//! without a gap: the phone app's 60 s files, or the captures a pull makes
+//! every few seconds. VAD runs per capture, and Silero needs a few windows of
+//! audio before it hears speech that is already going, so a sentence spoken
+//! across a boundary used to start about 100 ms late in the second capture
+//! and its two halves did not meet. Now the end of the capture before (its
+//! last [`LEAD_IN_SAMPLES`], when its audio is still there) is played into
+//! the detector first: speech that runs on across the boundary starts at the
+//! first sample of the next capture, where the first half ends, and the
+//! timeline joins the halves into one segment ([`crate::timeline`]).
+//!
+//! "Follow each other" is the rule of [`CONTIGUOUS_MS`]: the same device, the
+//! same kind of clock, and less than that between the end of one capture's
+//! audio and the start of the next.
+//!
+//! [`CONTIGUOUS_MS`]: crate::config::rules::CONTIGUOUS_MS
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::audio;
+use crate::config::rules::CONTIGUOUS_MS;
+use crate::device::capture::Run;
+use crate::store::{CaptureRow, Ledger, StoreError, files};
+use crate::timeline::Domain;
+use crate::vad::WINDOW_SAMPLES;
+
+/// How much of the capture before is played into the detector: 16 VAD
+/// windows (512 ms), a whole number of windows so that the next capture's
+/// windows start at its first sample, as they would without a lead-in.
+pub const LEAD_IN_SAMPLES: u64 = 16 * WINDOW_SAMPLES as u64;
+
+/// The audio a capture continues: the last run of the capture before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadIn {
+    /// The capture before.
+    pub capture: CaptureRow,
+    /// Its last run, which ends where the next capture's first run starts.
+    pub run: Run,
+}
+
+impl LeadIn {
+    /// The end of the capture before, at most [`LEAD_IN_SAMPLES`] and a
+    /// whole number of VAD windows; `None` when its audio cannot be read
+    /// (freed, damaged): the capture is then analysed on its own, as before.
+    pub fn samples(&self, data_dir: &Path) -> Option<Vec<f32>> {
+        let c = &self.capture;
+        let bytes = files::load(data_dir, c.stored_path.as_ref(), &c.sha256).ok()?;
+        let window = WINDOW_SAMPLES as u64;
+        let len = LEAD_IN_SAMPLES.min(self.run.samples / window * window);
+        let from = self.run.samples - len;
+        let mut out = audio::decode_range(
+            c.meta.format,
+            &bytes,
+            c.meta.codec,
+            &self.run,
+            from,
+            self.run.samples,
+        )
+        .ok()?;
+        // A decoder may hand back fewer samples than asked (a short last
+        // frame); whole windows only.
+        out.truncate(out.len() / WINDOW_SAMPLES * WINDOW_SAMPLES);
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+/// The lead-in of each capture in `todo` that continues another capture.
+/// `placed` holds the runs of the captures in `todo` as they are about to be
+/// analysed (their layouts); every other capture is taken with the runs its
+/// last analysis stored.
+pub fn find(
+    ledger: &Ledger,
+    todo: &[CaptureRow],
+    placed: &HashMap<i64, Vec<Run>>,
+) -> Result<HashMap<i64, LeadIn>, StoreError> {
+    let devices: HashSet<&str> = todo.iter().map(|c| c.meta.device.as_str()).collect();
+    // Every capture's first and last run, by device.
+    let mut ends: HashMap<String, Vec<(CaptureRow, Run, Run)>> = HashMap::new();
+    for c in ledger.captures()? {
+        if !devices.contains(c.meta.device.as_str()) {
+            continue;
+        }
+        let runs: Vec<Run> = match placed.get(&c.id) {
+            Some(runs) => runs.clone(),
+            None if c.analyzed_at.is_some() => {
+                ledger.runs(c.id)?.into_iter().map(|r| r.run).collect()
+            }
+            None => continue,
+        };
+        if let (Some(first), Some(last)) = (runs.first().copied(), runs.last().copied()) {
+            ends.entry(c.meta.device.clone())
+                .or_default()
+                .push((c, first, last));
+        }
+    }
+    for list in ends.values_mut() {
+        list.sort_by_key(|(_, _, last)| last.end());
+    }
+    let mut out = HashMap::new();
+    for c in todo {
+        let Some(first) = placed.get(&c.id).and_then(|r| r.first()) else {
+            continue;
+        };
+        let Some(list) = ends.get(&c.meta.device) else {
+            continue;
+        };
+        // Only the captures whose audio ends near this one's start.
+        let from =
+            list.partition_point(|(_, _, last)| last.end().0 <= first.start.0 - CONTIGUOUS_MS);
+        let before = list[from..]
+            .iter()
+            .take_while(|(_, _, last)| last.end().0 < first.start.0 + CONTIGUOUS_MS)
+            .find(|(other, other_first, last)| {
+                other.id != c.id
+                    && other_first.start < first.start
+                    && Domain::of(last.clock) == Domain::of(first.clock)
+            });
+        if let Some((capture, _, last)) = before {
+            out.insert(
+                c.id,
+                LeadIn {
+                    capture: capture.clone(),
+                    run: *last,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
