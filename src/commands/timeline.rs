@@ -54,6 +54,10 @@ pub struct SegmentJson {
     pub status: SegmentStatus,
     /// The transcript, `null` until transcribed.
     pub text: Option<String>,
+    /// The ledger ids of the rows after the first that the same speech runs
+    /// on into (cut at the boundary of contiguous captures); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<i64>,
 }
 
 impl TimelineJson {
@@ -87,6 +91,7 @@ impl TimelineJson {
                             end: s.end.to_rfc3339(),
                             status: s.status,
                             text: s.text.clone(),
+                            joined: s.joined.iter().map(|p| p.id).collect(),
                         })
                         .collect(),
                 })
@@ -226,9 +231,10 @@ fn print_segment_line(s: &Segment) {
         .as_deref()
         .map(|t| format!("  {t}"))
         .unwrap_or_default();
+    let ids: Vec<String> = s.ids().map(|id| format!("#{id}")).collect();
     anstream::println!(
         "  {:>5}  {}–{}  {status}{text}",
-        format!("#{}", s.id),
+        ids.join("+"),
         clock_time(s.start),
         clock_time(s.end),
     );

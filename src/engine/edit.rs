@@ -113,7 +113,12 @@ pub fn preview_merge(timeline: &Timeline, a: &str, b: &str) -> Result<MergePrevi
 fn holding(t: &Timeline, segment_ids: &[i64]) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for c in &t.conversations {
-        if c.segments.iter().any(|s| segment_ids.contains(&s.id)) && !ids.contains(&c.id) {
+        let holds = c
+            .segments
+            .iter()
+            .flat_map(|s| s.ids())
+            .any(|id| segment_ids.contains(&id));
+        if holds && !ids.contains(&c.id) {
             ids.push(c.id.clone());
         }
     }

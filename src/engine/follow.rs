@@ -257,16 +257,8 @@ mod tests {
     use crate::timeline::{Rules, Segment, build};
 
     fn seg(id: i64, start: i64, end: i64, status: SegmentStatus) -> Segment {
-        Segment {
-            id,
-            key: format!("k{id}"),
-            device: "omi".into(),
-            clock: ClockTrust::Wall,
-            start: UtcMillis(start),
-            end: UtcMillis(end),
-            status,
-            text: None,
-        }
+        let span = (UtcMillis(start), UtcMillis(end));
+        Segment::for_test(id, "omi", ClockTrust::Wall, span, status, None)
     }
 
     #[test]

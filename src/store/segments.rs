@@ -70,6 +70,7 @@ impl SegmentRow {
             end: self.found.end,
             status: self.status,
             text: self.text.clone(),
+            joined: Vec::new(),
         }
     }
 }

@@ -208,7 +208,7 @@ pub fn join_overrides(timeline: &Timeline, a: &str, b: &str) -> Result<Vec<Overr
 
 /// The override that makes segment `segment_id` start a new conversation.
 pub fn split_override(timeline: &Timeline, segment_id: i64) -> Result<Override, EditError> {
-    if timeline.loose_silent.iter().any(|s| s.id == segment_id) {
+    if timeline.loose_silent.iter().any(|s| s.holds(segment_id)) {
         return Err(EditError::SilentSegment(segment_id));
     }
     let conv = timeline
@@ -217,12 +217,12 @@ pub fn split_override(timeline: &Timeline, segment_id: i64) -> Result<Override, 
     let seg = conv
         .segments
         .iter()
-        .find(|s| s.id == segment_id)
+        .find(|s| s.holds(segment_id))
         .expect("conversation_of found it");
     if !seg.status.bridges() {
         return Err(EditError::SilentSegment(segment_id));
     }
-    if conv.members().next().map(|s| s.id) == Some(segment_id) {
+    if conv.members().next().is_some_and(|s| s.holds(segment_id)) {
         return Err(EditError::AlreadyStarts {
             segment: segment_id,
             conversation: conv.id.clone(),

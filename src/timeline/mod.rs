@@ -89,6 +89,12 @@ impl SegmentStatus {
 }
 
 /// What the timeline needs to know about a segment.
+///
+/// Speech that runs across the boundary of two contiguous captures is stored
+/// as one ledger row per capture (each row's audio lives in one file), and is
+/// one segment here: [`build`] joins rows less than
+/// [`CONTIGUOUS_MS`](crate::config::rules::CONTIGUOUS_MS) apart. `id` and
+/// `key` are then the first row's, and [`Segment::joined`] lists the rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Segment {
     /// Ledger id (shown to people, used by `split`).
@@ -108,6 +114,44 @@ pub struct Segment {
     pub status: SegmentStatus,
     /// Transcript text, once transcribed.
     pub text: Option<String>,
+    /// The ledger rows after the first that the same speech runs on into,
+    /// in time order (empty for almost every segment).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<Part>,
+}
+
+#[cfg(test)]
+impl Segment {
+    /// A segment for tests: ledger id `id`, key `k{id}`, nothing joined.
+    pub(crate) fn for_test(
+        id: i64,
+        device: &str,
+        clock: ClockTrust,
+        (start, end): (UtcMillis, UtcMillis),
+        status: SegmentStatus,
+        text: Option<&str>,
+    ) -> Segment {
+        Segment {
+            id,
+            key: format!("k{id}"),
+            device: device.into(),
+            clock,
+            start,
+            end,
+            status,
+            text: text.map(str::to_string),
+            joined: Vec::new(),
+        }
+    }
+}
+
+/// A ledger row that continues a segment into the next contiguous capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Part {
+    /// Its ledger id.
+    pub id: i64,
+    /// Its key.
+    pub key: String,
 }
 
 impl Segment {
@@ -115,6 +159,65 @@ impl Segment {
     pub fn domain(&self) -> Domain {
         Domain::of(self.clock)
     }
+
+    /// The ledger ids of its rows, the first one first.
+    pub fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        std::iter::once(self.id).chain(self.joined.iter().map(|p| p.id))
+    }
+
+    /// The keys of its rows, the first one first.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        std::iter::once(self.key.as_str()).chain(self.joined.iter().map(|p| p.key.as_str()))
+    }
+
+    /// Whether the ledger row `id` is one of its rows.
+    pub fn holds(&self, id: i64) -> bool {
+        self.ids().any(|i| i == id)
+    }
+
+    /// Appends `next`, the same speech running on from where this one ends.
+    fn run_on(&mut self, next: &Segment) {
+        self.end = self.end.max(next.end);
+        self.status = match (self.status, next.status) {
+            (SegmentStatus::Pending, _) | (_, SegmentStatus::Pending) => SegmentStatus::Pending,
+            (SegmentStatus::Failed, _) | (_, SegmentStatus::Failed) => SegmentStatus::Failed,
+            (SegmentStatus::Speech, _) | (_, SegmentStatus::Speech) => SegmentStatus::Speech,
+            _ => SegmentStatus::Silent,
+        };
+        let words = |t: &Option<String>| {
+            t.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
+        self.text = match (words(&self.text), words(&next.text)) {
+            (Some(a), Some(b)) => Some(format!("{a} {b}")),
+            (a, b) => a.or(b).or_else(|| self.text.take()),
+        };
+        self.joined.push(Part {
+            id: next.id,
+            key: next.key.clone(),
+        });
+        self.joined.extend(next.joined.iter().cloned());
+    }
+}
+
+/// Joins segments (of one partition, in time order) that are the same
+/// speech cut at the boundary of two contiguous captures: less than
+/// [`CONTIGUOUS_MS`](crate::config::rules::CONTIGUOUS_MS) apart.
+fn join_contiguous(sorted: &[&Segment]) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::with_capacity(sorted.len());
+    for s in sorted {
+        match out.last_mut() {
+            // The end of one meets the start of the next; two copies of the
+            // same audio (which overlap whole) are not joined.
+            Some(last) if (s.start.0 - last.end.0).abs() < crate::config::rules::CONTIGUOUS_MS => {
+                last.run_on(s)
+            }
+            _ => out.push((*s).clone()),
+        }
+    }
+    out
 }
 
 /// A conversation: consecutive segments of one device and clock domain.
@@ -178,7 +281,7 @@ impl Timeline {
     pub fn conversation_of(&self, segment_id: i64) -> Option<&Conversation> {
         self.conversations
             .iter()
-            .find(|c| c.segments.iter().any(|s| s.id == segment_id))
+            .find(|c| c.segments.iter().any(|s| s.holds(segment_id)))
     }
 }
 
@@ -196,6 +299,8 @@ pub fn build(segments: &[Segment], overrides: &[Override], rules: &Rules) -> Tim
     let mut loose_silent = Vec::new();
     for ((device, domain), mut segs) in partitions {
         segs.sort_by(|a, b| (a.start, a.end, &a.key, a.id).cmp(&(b.start, b.end, &b.key, b.id)));
+        let joined = join_contiguous(&segs);
+        let segs: Vec<&Segment> = joined.iter().collect();
         let edits: Vec<&Override> = overrides
             .iter()
             .filter(|o| o.device == device && o.domain == domain)
@@ -248,7 +353,7 @@ pub fn build(segments: &[Segment], overrides: &[Override], rules: &Rules) -> Tim
                 }
             }
             members.sort_by_key(|s| (s.start, s.end, s.id));
-            let id = conversation_id(group.iter().map(|s| s.key.as_str()));
+            let id = conversation_id(group.iter().flat_map(|s| s.keys()));
             conversations.push(Conversation {
                 id,
                 device: device.clone(),

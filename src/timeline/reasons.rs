@@ -146,16 +146,15 @@ mod tests {
 
     fn seg(id: i64, device: &str, clock: ClockTrust, start_s: i64, len_s: i64) -> Segment {
         let start = UtcMillis(T0 + start_s * 1000);
-        Segment {
+        let span = (start, start.plus_ms(len_s * 1000));
+        Segment::for_test(
             id,
-            key: format!("k{id}"),
-            device: device.into(),
+            device,
             clock,
-            start,
-            end: start.plus_ms(len_s * 1000),
-            status: SegmentStatus::Speech,
-            text: Some("words".into()),
-        }
+            span,
+            SegmentStatus::Speech,
+            Some("words"),
+        )
     }
 
     #[test]

@@ -9,16 +9,15 @@ const T0: i64 = 1_717_000_000_000;
 
 fn seg(id: i64, device: &str, start_s: f64, len_s: f64) -> Segment {
     let start = UtcMillis(T0 + (start_s * 1000.0) as i64);
-    Segment {
+    let span = (start, start.plus_ms((len_s * 1000.0) as i64));
+    Segment::for_test(
         id,
-        key: format!("key-{id}"),
-        device: device.to_string(),
-        clock: ClockTrust::Wall,
-        start,
-        end: start.plus_ms((len_s * 1000.0) as i64),
-        status: SegmentStatus::Pending,
-        text: None,
-    }
+        device,
+        ClockTrust::Wall,
+        span,
+        SegmentStatus::Pending,
+        None,
+    )
 }
 
 fn shape(t: &Timeline) -> Vec<Vec<i64>> {
@@ -145,7 +144,7 @@ fn a_silent_segment_inside_a_conversation_is_shown_in_it_but_is_not_a_member() {
     assert_eq!(shape(&t), vec![vec![1, 2, 3]]);
     let members: Vec<i64> = t.conversations[0].members().map(|s| s.id).collect();
     assert_eq!(members, vec![1, 3]);
-    assert_eq!(t.conversations[0].id, conversation_id(["key-1", "key-3"]));
+    assert_eq!(t.conversations[0].id, conversation_id(["k1", "k3"]));
 }
 
 #[test]
@@ -354,4 +353,53 @@ proptest! {
             prop_assert!(w[0].started_at <= w[1].started_at);
         }
     }
+}
+
+#[test]
+fn speech_cut_at_a_capture_boundary_is_one_segment_with_both_rows() {
+    let said = |id, start_s, len_s, status, text: Option<&str>| Segment {
+        status,
+        text: text.map(str::to_string),
+        ..seg(id, "omi", start_s, len_s)
+    };
+    use SegmentStatus::*;
+    let t = build_default(
+        &[
+            said(1, 0.0, 2.0, Speech, Some("Good morning.")),
+            // The next capture starts where 2 ends: 3 is the same sentence.
+            said(2, 5.0, 15.0, Speech, Some("Over Bluetooth that takes")),
+            said(3, 20.0, 1.0, Speech, Some("more than an hour.")),
+            // Two copies of the same audio (two sources) overlap whole: not joined.
+            said(4, 30.0, 2.0, Speech, Some("Right.")),
+            said(5, 30.0, 2.0, Speech, Some("Right.")),
+            // A silent row joined to one still pending waits with it.
+            said(6, 40.0, 2.0, Silent, None),
+            said(7, 42.0, 2.0, Pending, None),
+        ],
+        &[],
+    );
+    assert_eq!(shape(&t), vec![vec![1, 2, 4, 5, 6]]);
+    let c = &t.conversations[0];
+    let joined = &c.segments[1];
+    assert_eq!(joined.ids().collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(
+        joined.text.as_deref(),
+        Some("Over Bluetooth that takes more than an hour.")
+    );
+    assert_eq!(
+        (joined.start, joined.end),
+        (
+            seg(2, "omi", 5.0, 0.0).start,
+            seg(3, "omi", 21.0, 0.0).start
+        )
+    );
+    assert!(joined.holds(3) && !joined.holds(4));
+    assert_eq!(t.conversation_of(3).map(|c| &c.id), Some(&c.id));
+    assert_eq!(c.segments[4].status, Pending);
+    assert_eq!(c.segments[4].ids().collect::<Vec<_>>(), [6, 7]);
+    // Identity is the rows' keys, as it was before they were joined.
+    assert_eq!(
+        c.id,
+        conversation_id(["k1", "k2", "k3", "k4", "k5", "k6", "k7"])
+    );
 }

@@ -1001,16 +1001,16 @@ impl App {
             View::Segments => self
                 .segment_rows()
                 .get(self.row)
-                .map(|s| vec![s.id])
+                .map(|s| s.ids().collect())
                 .unwrap_or_default(),
             View::Conversation if !whole => self
                 .selected()
                 .map(|c| c.segments[self.seg.min(c.segments.len().saturating_sub(1))..].iter())
-                .map(|it| it.map(|s| s.id).collect())
+                .map(|it| it.flat_map(Segment::ids).collect())
                 .unwrap_or_default(),
             _ => self
                 .selected()
-                .map(|c| c.segments.iter().map(|s| s.id).collect())
+                .map(|c| c.segments.iter().flat_map(Segment::ids).collect())
                 .unwrap_or_default(),
         }
     }

@@ -25,6 +25,7 @@ mod cloud_retry;
 mod cloud_secrets;
 mod concurrency;
 mod config_files;
+mod contiguous;
 mod cpu_baseline;
 mod device_fuzz;
 mod device_image;

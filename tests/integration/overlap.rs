@@ -87,6 +87,26 @@ fn a_slow_pull_is_analysed_and_transcribed_while_it_runs() {
         early > 0,
         "session A is closed by session B's first seconds, so some of it is transcribed before the pull ends at {pull_end:?}: {milestones:#?}"
     );
+    // The pull stores a capture every couple of seconds, so many sentences
+    // run across a capture boundary: each is one segment of the timeline
+    // (its rows joined), and no two segments still meet.
+    let members: Vec<&omi_sync::timeline::Segment> = timeline
+        .conversations
+        .iter()
+        .flat_map(|c| c.members())
+        .collect();
+    assert!(
+        members.iter().any(|s| !s.joined.is_empty()),
+        "speech cut at a capture boundary is joined"
+    );
+    for pair in members.windows(2) {
+        assert!(
+            pair[1].start.0 - pair[0].end.0 >= omi_sync::config::rules::CONTIGUOUS_MS,
+            "segments {} and {} meet but were not joined",
+            pair[0].id,
+            pair[1].id
+        );
+    }
     // One report per stage for the whole job, counting what was done alongside.
     let vad = finished("vad");
     assert_eq!(

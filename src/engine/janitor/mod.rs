@@ -180,8 +180,8 @@ pub fn schedule(
         // Each speech segment's conversation, and each conversation's fate.
         let mut conversation_of = HashMap::new();
         for c in &timeline.conversations {
-            for s in &c.segments {
-                conversation_of.insert(s.id, c.id.clone());
+            for id in c.segments.iter().flat_map(|s| s.ids()) {
+                conversation_of.insert(id, c.id.clone());
             }
         }
         let fate: HashMap<&str, Result<UtcMillis, KeptFor>> = plan

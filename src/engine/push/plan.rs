@@ -253,31 +253,22 @@ pub struct Plan {
     pub vanished: Vec<Vanished>,
 }
 
-/// The pieces of a conversation's transcript, one per transcribed member;
-/// members less than [`CONTIGUOUS_MS`] apart (speech cut at the boundary
-/// of two contiguous captures) are one piece.
-///
-/// [`CONTIGUOUS_MS`]: crate::config::rules::CONTIGUOUS_MS
+/// The pieces of a conversation's transcript, one per transcribed member
+/// (speech cut at the boundary of two contiguous captures is one member:
+/// the timeline joins it).
 fn pieces(conv: &Conversation) -> Vec<Piece> {
-    let mut out: Vec<Piece> = Vec::new();
-    for s in conv.members().filter(|s| s.status == SegmentStatus::Speech) {
-        let Some(text) = s.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
-            continue;
-        };
-        match out.last_mut() {
-            Some(last) if s.start.0 - last.end.0 < crate::config::rules::CONTIGUOUS_MS => {
-                last.end = last.end.max(s.end);
-                last.text = format!("{} {text}", last.text);
-            }
-            _ => out.push(Piece {
+    conv.members()
+        .filter(|s| s.status == SegmentStatus::Speech)
+        .filter_map(|s| {
+            let text = s.text.as_deref().map(str::trim).filter(|t| !t.is_empty())?;
+            Some(Piece {
                 start: s.start,
                 end: s.end,
                 text: text.to_string(),
                 speaker: None,
-            }),
-        }
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 /// Why `conv` cannot be pushed, if it cannot.
@@ -307,7 +298,11 @@ pub fn request_for(
     conv: &Conversation,
     opts: &PushOptions,
 ) -> Result<(NewPush, CreateConversationRequest, Vec<String>), Hold> {
-    let members: Vec<String> = conv.members().map(|s| s.key.clone()).collect();
+    let members: Vec<String> = conv
+        .members()
+        .flat_map(|s| s.keys())
+        .map(str::to_string)
+        .collect();
     let push = PushConversation {
         member_segment_keys: members.clone(),
         started_at: conv.started_at,
@@ -411,7 +406,7 @@ fn present_keys(timeline: &Timeline) -> HashSet<&str> {
         .iter()
         .flat_map(|c| c.segments.iter())
         .chain(timeline.loose_silent.iter())
-        .map(|s| s.key.as_str())
+        .flat_map(|s| s.keys())
         .collect()
 }
 
@@ -748,16 +743,15 @@ mod tests {
     use crate::timeline::{Rules, Segment, build};
 
     fn said(id: i64, start: i64, end: i64, text: &str) -> Segment {
-        Segment {
+        let span = (UtcMillis(start), UtcMillis(end));
+        Segment::for_test(
             id,
-            key: format!("k{id}"),
-            device: "omi".into(),
-            clock: ClockTrust::Wall,
-            start: UtcMillis(start),
-            end: UtcMillis(end),
-            status: SegmentStatus::Speech,
-            text: Some(text.into()),
-        }
+            "omi",
+            ClockTrust::Wall,
+            span,
+            SegmentStatus::Speech,
+            Some(text),
+        )
     }
 
     #[test]

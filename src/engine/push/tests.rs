@@ -231,16 +231,16 @@ impl CloudApi for FakeCloud {
 /// A segment of `device` at `start_s` seconds after [`HOUR`], 3 s long, with text.
 fn seg(id: i64, start_s: i64) -> Segment {
     let start = HOUR.plus_ms(start_s * 1000);
-    Segment {
+    let text = format!("words of segment {id}");
+    let span = (start, start.plus_ms(3000));
+    Segment::for_test(
         id,
-        key: format!("seg-{id}"),
-        device: "omi".into(),
-        clock: ClockTrust::Wall,
-        start,
-        end: start.plus_ms(3000),
-        status: SegmentStatus::Speech,
-        text: Some(format!("words of segment {id}")),
-    }
+        "omi",
+        ClockTrust::Wall,
+        span,
+        SegmentStatus::Speech,
+        Some(&text),
+    )
 }
 
 /// `n` conversations of two segments each, ten minutes apart.

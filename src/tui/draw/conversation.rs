@@ -166,7 +166,7 @@ fn draw_strip(f: &mut Frame, area: Rect, app: &App, c: &Conversation) {
     }
     let heard = app.heard();
     let mark = heard
-        .and_then(|id| c.segments.iter().find(|s| s.id == id))
+        .and_then(|id| c.segments.iter().find(|s| s.holds(id)))
         .map(|s| (s.start.since(c.started_at) * cols / span) as usize);
     const BARS: [&str; 9] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
     let spans: Vec<Span> = share
