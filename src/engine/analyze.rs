@@ -141,9 +141,9 @@ pub fn segment_key(capture_sha: &str, run_index: usize, start: u64, end: u64) ->
 
 /// Analyses one capture's bytes, placed on time by `layout` (its
 /// [`layout_of`], or its part of a stream's). `lead_in` is the end of the
-/// capture it continues, if any ([`lead_in`]): played into the detector
-/// before the first run, so speech already going is heard from the first
-/// sample. `on_samples` is told how many samples have been processed, as
+/// capture it continues, if any ([`lead_in`]): when it ends inside speech,
+/// the first run is analysed by a detector that heard it, so the speech
+/// already going is heard from the first sample. `on_samples` is told how many samples have been processed, as
 /// they are; `cancel` stops it mid-way.
 pub fn analyze_capture(
     capture: &CaptureRow,
@@ -159,13 +159,26 @@ pub fn analyze_capture(
     let mut segments = Vec::new();
     let (mut audio_samples, mut speech_samples) = (0, 0);
     for (i, run) in layout.runs.iter().enumerate() {
-        let mut detector = SpeechDetector::new(params.clone());
-        let mut spans = Vec::new();
+        // A detector that has heard the capture before is kept only when
+        // that capture ends inside speech; otherwise the run is analysed on
+        // its own, exactly as it would be without a capture before it.
+        // Speech wholly in the lead-in is the capture before's, so whatever
+        // the warm detector found there is dropped below.
+        let warm = (i == 0 && !lead_in.is_empty())
+            .then(|| {
+                let mut d = SpeechDetector::new(params.clone());
+                let _ = d.push(lead_in);
+                d
+            })
+            .filter(SpeechDetector::in_speech);
         // Samples of the capture before, ahead of this run's first sample.
-        let lead = if i == 0 { lead_in.len() as u64 } else { 0 };
-        if lead > 0 {
-            spans.extend(detector.push(lead_in));
-        }
+        let lead = if warm.is_some() {
+            lead_in.len() as u64
+        } else {
+            0
+        };
+        let mut detector = warm.unwrap_or_else(|| SpeechDetector::new(params.clone()));
+        let mut spans = Vec::new();
         let stats = audio::decode_run(
             capture.meta.format,
             bytes,

@@ -6,10 +6,13 @@
 //! audio before it hears speech that is already going, so a sentence spoken
 //! across a boundary used to start about 100 ms late in the second capture
 //! and its two halves did not meet. Now the end of the capture before (its
-//! last [`LEAD_IN_SAMPLES`], when its audio is still there) is played into
-//! the detector first: speech that runs on across the boundary starts at the
-//! first sample of the next capture, where the first half ends, and the
-//! timeline joins the halves into one segment ([`crate::timeline`]).
+//! last [`LEAD_IN_SAMPLES`], when its audio is still there) is played into a
+//! detector first; when it ends inside speech, that detector goes on into
+//! the next capture, so the speech running across the boundary starts at the
+//! next capture's first sample, where the first half ends, and the timeline
+//! joins the halves into one segment ([`crate::timeline`]). A capture whose
+//! predecessor ends in silence is analysed on its own, exactly as before
+//! (Silero's state would otherwise nudge its other edges by a window).
 //!
 //! "Follow each other" is the rule of [`CONTIGUOUS_MS`]: the same device, the
 //! same kind of clock, and less than that between the end of one capture's

@@ -42,6 +42,11 @@ impl SpeechDetector {
         }
     }
 
+    /// Whether the audio so far ends inside speech (its last whole window).
+    pub fn in_speech(&self) -> bool {
+        self.tracker.in_speech()
+    }
+
     /// Samples pushed so far.
     pub fn samples_seen(&self) -> u64 {
         self.seen

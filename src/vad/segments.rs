@@ -302,6 +302,11 @@ impl SpanTracker {
         }
     }
 
+    /// Whether the last window left it inside speech.
+    pub fn in_speech(&self) -> bool {
+        self.triggered
+    }
+
     /// Takes the next window's probability; appends the spans it makes final.
     pub fn push(&mut self, prob: f32, out: &mut Vec<SpeechSpan>) {
         self.step(f64::from(prob), out);
