@@ -356,15 +356,6 @@ impl Transcriber for WhisperTranscriber {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         params.set_suppress_blank(true);
-        if let Some(margin) = std::env::var("XP_AUDIO_CTX")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            let ctx = (audio.len() * 50).div_ceil(super::SAMPLE_RATE as usize) + margin;
-            if ctx < 1500 {
-                params.set_audio_ctx(ctx as i32);
-            }
-        }
         if !self.opts.temperature_fallback {
             params.set_temperature_inc(0.0);
         }
