@@ -520,6 +520,9 @@ pub struct DroppedWord {
     pub window_ms: i64,
     /// Why it was dropped.
     pub reason: guards::DropReason,
+    /// The index of the window's part it was heard in: the one holding its
+    /// time, else the nearest (`None` only in a window without parts).
+    pub part: Option<usize>,
 }
 
 /// Maps a window's transcript back to its parts.
@@ -569,10 +572,14 @@ pub fn map_window(
     let (kept, dropped_pieces) = guards::filter(transcript, audio, guard);
     let mut dropped: Vec<DroppedWord> = dropped_pieces
         .into_iter()
-        .map(|d| DroppedWord {
-            text: d.text,
-            window_ms: (d.start * 1000.0).round() as i64,
-            reason: d.reason,
+        .map(|d| {
+            let window_ms = (d.start * 1000.0).round() as i64;
+            DroppedWord {
+                text: d.text,
+                window_ms,
+                reason: d.reason,
+                part: (!window.parts.is_empty()).then(|| nearest_part(&window.parts, window_ms).0),
+            }
         })
         .collect();
     let mut out: Vec<PartTranscript> = window
@@ -615,6 +622,7 @@ pub fn map_window(
                             text: w.text.clone(),
                             window_ms: s,
                             reason: guards::DropReason::OutsideAudio,
+                            part: Some(if ds <= de { i } else { j }),
                         });
                         continue;
                     }
@@ -1234,6 +1242,7 @@ mod tests {
         assert_eq!(dropped.len(), 1, "{dropped:?}");
         assert_eq!(dropped[0].text, "Thank you.");
         assert_eq!(dropped[0].reason, guards::DropReason::NoisePhrase);
+        assert_eq!(dropped[0].part, Some(1), "heard in the second part");
         // Read as one piece, the phrase would have stayed.
         t.word_times = WordTimes::Spans;
         let (parts, dropped) = map_window(w, &t, None, &GuardConfig::default());
@@ -1264,6 +1273,8 @@ mod tests {
         assert_eq!(texts(1), ["start"]);
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].text, "ghost");
+        // 2.45 s is 450 ms after part 1 and 550 ms before part 2.
+        assert_eq!(dropped[0].part, Some(0));
         // Absolute times, clamped into the part.
         assert_eq!(parts[0].words[1].end_ms, 2_000);
         assert_eq!(parts[1].words[0].start_ms, 60_000);

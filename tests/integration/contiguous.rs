@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::common::{Sandbox, body, demo_frames};
+use crate::common::{Run, Sandbox, body, demo_frames};
 use crate::stt_common;
 
 /// The phone app's file name for a recording starting at `unix` seconds.
@@ -27,19 +27,12 @@ fn auto_over(files: &[(String, Vec<u8>)], model: &std::path::Path) -> (Sandbox, 
     for (name, bytes) in files {
         std::fs::write(sb.inputs().join(name), bytes).unwrap();
     }
-    let out = sb
-        .cmd()
-        .env("OMI_SYNC_MODEL", model)
+    let mut auto = sb.cmd();
+    auto.env("OMI_SYNC_MODEL", model)
         .args(["--auto", "--dry-run", "--source"])
-        .arg(sb.inputs())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(sb.inputs());
+    let r = Run::from(auto.output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let t = sb.run(&["timeline", "--json"]);
     assert_eq!(t.code, 0, "{}", t.stderr);
     let json = t.json();

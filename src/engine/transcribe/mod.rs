@@ -38,8 +38,8 @@ use crate::store::{CLAIM_TTL, Ledger, NewDrop, StoreError, WordTiming, WorkKind,
 use crate::stt::engine::Engine;
 use crate::stt::guards::GuardConfig;
 use crate::stt::packing::{
-    Assembler, DroppedWord, PackConfig, Part, SegmentStatus as HeardStatus, SegmentTranscript,
-    Window, WindowResult, transcribe_window,
+    Assembler, DroppedWord, PackConfig, SegmentStatus as HeardStatus, SegmentTranscript, Window,
+    WindowResult, transcribe_window,
 };
 use crate::stt::pool::{PoolEvent, WorkerPool};
 use crate::stt::{self, SttError};
@@ -342,25 +342,12 @@ fn engine_label(engine: &Engine) -> (&'static str, Option<String>) {
     (engine.kind().name(), model)
 }
 
-/// The part of `window` a dropped word at `window_ms` belongs to: the one
-/// holding it (its pre-roll included), else the nearest.
-fn part_at(window: &Window, window_ms: i64) -> Option<&Part> {
-    window.parts.iter().min_by_key(|p| {
-        let from = p.offset_ms - p.pre_roll_ms;
-        if window_ms < from {
-            from - window_ms
-        } else {
-            (window_ms - p.window_end_ms()).max(0)
-        }
-    })
-}
-
 /// Adds a window's dropped words to the drops gathered per segment (a split
 /// segment's come from several windows): consecutive drops of one guard in
 /// one segment become one entry.
 fn gather_drops(into: &mut HashMap<i64, Vec<NewDrop>>, window: &Window, dropped: &[DroppedWord]) {
     for d in dropped {
-        let Some(part) = part_at(window, d.window_ms) else {
+        let Some(part) = d.part.and_then(|i| window.parts.get(i)) else {
             continue;
         };
         let list = into.entry(part.segment_id).or_default();
@@ -525,6 +512,7 @@ impl ResultSink<'_> {
 mod tests {
     use super::*;
     use crate::stt::guards::DropReason;
+    use crate::stt::packing::Part;
 
     fn part(segment_id: i64, offset_ms: i64, len_ms: i64) -> Part {
         Part {
@@ -538,11 +526,12 @@ mod tests {
         }
     }
 
-    fn dropped(text: &str, window_ms: i64, reason: DropReason) -> DroppedWord {
+    fn dropped(text: &str, window_ms: i64, reason: DropReason, part: usize) -> DroppedWord {
         DroppedWord {
             text: text.into(),
             window_ms,
             reason,
+            part: Some(part),
         }
     }
 
@@ -559,11 +548,11 @@ mod tests {
             &mut into,
             &window,
             &[
-                dropped(" Thank you.", 500, DropReason::NoisePhrase),
-                dropped("go", 3_200, DropReason::Loop),
-                dropped("go", 3_400, DropReason::Loop),
-                // In the gap, nearer the second part.
-                dropped("ghost", 2_800, DropReason::OutsideAudio),
+                dropped(" Thank you.", 500, DropReason::NoisePhrase, 0),
+                dropped("go", 3_200, DropReason::Loop, 1),
+                dropped("go", 3_400, DropReason::Loop, 1),
+                // In the gap, nearer the second part (the packer says which).
+                dropped("ghost", 2_800, DropReason::OutsideAudio, 1),
             ],
         );
         let first = &into[&1];
