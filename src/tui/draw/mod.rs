@@ -289,7 +289,7 @@ pub fn segment_style(t: &Theme, s: &Segment, heard: Option<i64>, selected: bool)
         SegmentStatus::Failed => t.bad,
         _ => t.dim,
     };
-    if heard == Some(s.id) {
+    if heard.is_some_and(|id| s.holds(id)) {
         style = style.patch(t.playing);
     }
     if selected {
