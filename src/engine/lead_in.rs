@@ -133,3 +133,59 @@ pub fn find(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ClockTrust, UtcMillis};
+    use crate::store::testdata::{TONE_SAMPLES, add_tone_capture};
+
+    #[test]
+    fn a_capture_continues_the_one_of_its_device_and_clock_that_ends_where_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let t0 = UtcMillis(1_748_854_800_000);
+        let tone_ms = crate::device::capture::samples_to_ms(TONE_SAMPLES);
+        let wall = ClockTrust::Wall;
+        add_tone_capture(&mut l, "omi", t0, wall, &[]);
+        add_tone_capture(&mut l, "omi", t0.plus_ms(tone_ms), wall, &[]);
+        add_tone_capture(&mut l, "omi", t0.plus_ms(3 * tone_ms), wall, &[]);
+        // (1 ms later than the second: the same bytes would be one capture.)
+        add_tone_capture(&mut l, "other", t0.plus_ms(tone_ms + 1), wall, &[]);
+        let estimated = ClockTrust::Unknown;
+        add_tone_capture(&mut l, "omi", t0.plus_ms(4 * tone_ms + 10), estimated, &[]);
+        let all = l.captures().unwrap();
+        let placed: HashMap<i64, Vec<Run>> = all
+            .iter()
+            .map(|c| {
+                (
+                    c.id,
+                    l.runs(c.id).unwrap().into_iter().map(|r| r.run).collect(),
+                )
+            })
+            .collect();
+        let found = find(&l, &all, &placed).unwrap();
+        let before: Vec<(i64, Option<i64>)> = all
+            .iter()
+            .map(|c| (c.id, found.get(&c.id).map(|f| f.capture.id)))
+            .collect();
+        let id = |i: usize| all[i].id;
+        assert_eq!(
+            before,
+            [
+                (id(0), None),
+                (id(1), Some(id(0))),
+                // Two seconds after the one before: not contiguous.
+                (id(2), None),
+                // Another device, and another kind of clock, never continue.
+                (id(3), None),
+                (id(4), None),
+            ]
+        );
+        let samples = found[&id(1)].samples(dir.path()).unwrap();
+        assert_eq!(samples.len() as u64, LEAD_IN_SAMPLES);
+        // Freed or damaged audio: no lead-in, the capture stands alone.
+        std::fs::remove_file(dir.path().join(&all[0].stored_path)).unwrap();
+        assert!(found[&id(1)].samples(dir.path()).is_none());
+    }
+}
