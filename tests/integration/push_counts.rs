@@ -65,9 +65,11 @@ fn each_fault_ends_with_one_conversation_created_once_and_counted_truthfully() {
     ));
     for (name, fault) in cases {
         let sb = Sandbox::new();
+        // The first check of a `processing` answer after 1 s, not the
+        // default 30 s: the two processing cases waited out 30 s each.
         std::fs::write(
             sb.dir.path().join("config.toml"),
-            "[cloud]\nrequest_timeout_secs = 1\n",
+            "[cloud]\nrequest_timeout_secs = 1\nconfirm_check_secs = 1\n",
         )
         .unwrap();
         synthetic_backlog(&sb.data(), 1);
