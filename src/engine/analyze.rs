@@ -143,8 +143,8 @@ pub fn segment_key(capture_sha: &str, run_index: usize, start: u64, end: u64) ->
 /// [`layout_of`], or its part of a stream's). `lead_in` is the end of the
 /// capture it continues, if any ([`lead_in`]): when it ends inside speech,
 /// the first run is analysed by a detector that heard it, so the speech
-/// already going is heard from the first sample. `on_samples` is told how many samples have been processed, as
-/// they are; `cancel` stops it mid-way.
+/// already going is heard from the first sample. `on_samples` is told how
+/// many samples have been processed, as they are; `cancel` stops it mid-way.
 pub fn analyze_capture(
     capture: &CaptureRow,
     bytes: &[u8],

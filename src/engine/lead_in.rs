@@ -20,10 +20,11 @@
 //!
 //! [`CONTIGUOUS_MS`]: crate::config::rules::CONTIGUOUS_MS
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::audio;
+use crate::clock::UtcMillis;
 use crate::config::rules::CONTIGUOUS_MS;
 use crate::device::capture::Run;
 use crate::store::{CaptureRow, Ledger, StoreError, files};
@@ -79,24 +80,40 @@ pub fn find(
     todo: &[CaptureRow],
     placed: &HashMap<i64, Vec<Run>>,
 ) -> Result<HashMap<i64, LeadIn>, StoreError> {
-    let devices: HashSet<&str> = todo.iter().map(|c| c.meta.device.as_str()).collect();
-    // Every capture's first and last run, by device.
+    // Where each capture's audio ends, by device: the captures being
+    // analysed as they are laid out now, and the analysed ones that end
+    // near where one of them starts, as stored.
     let mut ends: HashMap<String, Vec<(CaptureRow, Run, Run)>> = HashMap::new();
-    for c in ledger.captures()? {
-        if !devices.contains(c.meta.device.as_str()) {
-            continue;
-        }
-        let runs: Vec<Run> = match placed.get(&c.id) {
-            Some(runs) => runs.clone(),
-            None if c.analyzed_at.is_some() => {
-                ledger.runs(c.id)?.into_iter().map(|r| r.run).collect()
-            }
-            None => continue,
-        };
-        if let (Some(first), Some(last)) = (runs.first().copied(), runs.last().copied()) {
+    let mut add = |c: &CaptureRow, runs: &[Run]| {
+        if let (Some(first), Some(last)) = (runs.first(), runs.last()) {
             ends.entry(c.meta.device.clone())
                 .or_default()
-                .push((c, first, last));
+                .push((c.clone(), *first, *last));
+        }
+    };
+    let mut starts: HashMap<&str, (i64, i64)> = HashMap::new();
+    for c in todo {
+        let Some(runs) = placed.get(&c.id) else {
+            continue;
+        };
+        add(c, runs);
+        if let Some(first) = runs.first() {
+            let span = starts
+                .entry(c.meta.device.as_str())
+                .or_insert((first.start.0, first.start.0));
+            *span = (span.0.min(first.start.0), span.1.max(first.start.0));
+        }
+    }
+    for (device, (from, to)) in starts {
+        let (from, to) = (
+            UtcMillis(from - CONTIGUOUS_MS),
+            UtcMillis(to + CONTIGUOUS_MS),
+        );
+        for (c, runs) in ledger.captures_ending_between(device, from, to)? {
+            if !placed.contains_key(&c.id) {
+                let runs: Vec<Run> = runs.into_iter().map(|r| r.run).collect();
+                add(&c, &runs);
+            }
         }
     }
     for list in ends.values_mut() {

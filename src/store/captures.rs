@@ -276,6 +276,35 @@ impl LedgerReader {
             .collect()
     }
 
+    /// The analysed captures of `device` whose audio ends between `from` and
+    /// `to` (their last stored run does), each with its runs: the captures a
+    /// capture starting then may continue ([`crate::engine::lead_in`]).
+    pub fn captures_ending_between(
+        &self,
+        device: &str,
+        from: UtcMillis,
+        to: UtcMillis,
+    ) -> Result<Vec<(CaptureRow, Vec<RunRow>)>, StoreError> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare(
+                "SELECT r.capture_id FROM runs r JOIN captures c ON c.id = r.capture_id
+                 WHERE c.device = ?1
+                   AND r.start_ms + r.samples * 1000 / 16000 BETWEEN ?2 AND ?3
+                   AND r.run_index =
+                       (SELECT MAX(run_index) FROM runs m WHERE m.capture_id = r.capture_id)
+                 ORDER BY r.capture_id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(rusqlite::params![device, from.0, to.0], |r| r.get(0))?
+                    .collect()
+            })
+            .ctx("cannot list where captures end")?;
+        ids.into_iter()
+            .map(|id| Ok((self.capture(id)?, self.runs(id)?)))
+            .collect()
+    }
+
     /// Every run of every capture as (device, start, samples, clock), in
     /// time order: where each device recorded (and, between, where it did not).
     pub fn recorded_spans(&self) -> Result<Vec<(String, UtcMillis, u64, ClockTrust)>, StoreError> {
