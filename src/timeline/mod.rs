@@ -21,6 +21,7 @@ mod edits;
 mod identity;
 mod reasons;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -205,16 +206,17 @@ impl Segment {
 /// Joins segments (of one partition, in time order) that are the same
 /// speech cut at the boundary of two contiguous captures: less than
 /// [`CONTIGUOUS_MS`](crate::config::rules::CONTIGUOUS_MS) apart.
-fn join_contiguous(sorted: &[&Segment]) -> Vec<Segment> {
-    let mut out: Vec<Segment> = Vec::with_capacity(sorted.len());
+/// Only joined segments are copied.
+fn join_contiguous<'a>(sorted: &[&'a Segment]) -> Vec<Cow<'a, Segment>> {
+    let mut out: Vec<Cow<'a, Segment>> = Vec::with_capacity(sorted.len());
     for s in sorted {
         match out.last_mut() {
             // The end of one meets the start of the next; two copies of the
             // same audio (which overlap whole) are not joined.
             Some(last) if (s.start.0 - last.end.0).abs() < crate::config::rules::CONTIGUOUS_MS => {
-                last.run_on(s)
+                last.to_mut().run_on(s)
             }
-            _ => out.push((*s).clone()),
+            _ => out.push(Cow::Borrowed(*s)),
         }
     }
     out
@@ -300,7 +302,7 @@ pub fn build(segments: &[Segment], overrides: &[Override], rules: &Rules) -> Tim
     for ((device, domain), mut segs) in partitions {
         segs.sort_by(|a, b| (a.start, a.end, &a.key, a.id).cmp(&(b.start, b.end, &b.key, b.id)));
         let joined = join_contiguous(&segs);
-        let segs: Vec<&Segment> = joined.iter().collect();
+        let segs: Vec<&Segment> = joined.iter().map(|s| s.as_ref()).collect();
         let edits: Vec<&Override> = overrides
             .iter()
             .filter(|o| o.device == device && o.domain == domain)
