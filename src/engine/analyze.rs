@@ -162,8 +162,9 @@ pub fn analyze_capture(
         // A detector that has heard the capture before is kept only when
         // that capture ends inside speech; otherwise the run is analysed on
         // its own, exactly as it would be without a capture before it.
-        // Speech wholly in the lead-in is the capture before's, so whatever
-        // the warm detector found there is dropped below.
+        // Speech wholly in the lead-in is the capture before's: the spans
+        // the warm detector closes there are discarded, and later ones are
+        // clipped to this run below.
         let warm = (i == 0 && !lead_in.is_empty())
             .then(|| {
                 let mut d = SpeechDetector::new(params.clone());

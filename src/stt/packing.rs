@@ -520,8 +520,9 @@ pub struct DroppedWord {
     pub window_ms: i64,
     /// Why it was dropped.
     pub reason: guards::DropReason,
-    /// The index of the window's part it was heard in: the one holding its
-    /// time, else the nearest (`None` only in a window without parts).
+    /// The index of the window's part it was heard in, by the rule that
+    /// splits a window's transcript at its parts (`None` only in a window
+    /// without parts).
     pub part: Option<usize>,
 }
 
@@ -578,7 +579,7 @@ pub fn map_window(
                 text: d.text,
                 window_ms,
                 reason: d.reason,
-                part: (!window.parts.is_empty()).then(|| nearest_part(&window.parts, window_ms).0),
+                part: (!window.parts.is_empty()).then(|| heard_in(&window.parts, window_ms)),
             }
         })
         .collect();
@@ -658,8 +659,7 @@ fn split_at_parts(window: &Window, transcript: &Transcript) -> Transcript {
         let mut run_part = None;
         for w in &piece.words {
             let s = secs_to_ms(w.start);
-            let part =
-                onset_part(&window.parts, s).unwrap_or_else(|| nearest_part(&window.parts, s).0);
+            let part = heard_in(&window.parts, s);
             if run_part != Some(part) && !run.is_empty() {
                 pieces.push(piece_of_words(piece, std::mem::take(&mut run)));
             }
@@ -718,6 +718,13 @@ fn onset_part(parts: &[Part], t: i64) -> Option<usize> {
             .iter()
             .position(|p| p.offset_ms <= t && t <= p.window_end_ms()),
     }
+}
+
+/// The part a piece starting at window time `t` was heard in: its onset's
+/// part ([`onset_part`]), else (before the first part or after the last)
+/// the nearest. `parts` is not empty.
+fn heard_in(parts: &[Part], t: i64) -> usize {
+    onset_part(parts, t).unwrap_or_else(|| nearest_part(parts, t).0)
 }
 
 /// The part a word `[s, e]` overlaps most (by ms of overlap; a zero-length
