@@ -113,12 +113,7 @@ pub fn preview_merge(timeline: &Timeline, a: &str, b: &str) -> Result<MergePrevi
 fn holding(t: &Timeline, segment_ids: &[i64]) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for c in &t.conversations {
-        let holds = c
-            .segments
-            .iter()
-            .flat_map(|s| s.ids())
-            .any(|id| segment_ids.contains(&id));
-        if holds && !ids.contains(&c.id) {
+        if c.segment_ids().any(|id| segment_ids.contains(&id)) && !ids.contains(&c.id) {
             ids.push(c.id.clone());
         }
     }

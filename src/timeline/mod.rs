@@ -246,6 +246,12 @@ impl Conversation {
         self.segments.iter().filter(|s| s.status.bridges())
     }
 
+    /// The ledger ids of every row of its segments (silent ones included),
+    /// in time order.
+    pub fn segment_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.segments.iter().flat_map(Segment::ids)
+    }
+
     /// Whether every member has been transcribed (none pending).
     pub fn is_transcribed(&self) -> bool {
         self.members().all(|s| s.status != SegmentStatus::Pending)
@@ -283,7 +289,7 @@ impl Timeline {
     pub fn conversation_of(&self, segment_id: i64) -> Option<&Conversation> {
         self.conversations
             .iter()
-            .find(|c| c.segments.iter().any(|s| s.holds(segment_id)))
+            .find(|c| c.segment_ids().any(|id| id == segment_id))
     }
 }
 

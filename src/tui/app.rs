@@ -1010,7 +1010,7 @@ impl App {
                 .unwrap_or_default(),
             _ => self
                 .selected()
-                .map(|c| c.segments.iter().flat_map(Segment::ids).collect())
+                .map(|c| c.segment_ids().collect())
                 .unwrap_or_default(),
         }
     }

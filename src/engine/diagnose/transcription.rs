@@ -136,12 +136,7 @@ pub fn check(
         .timeline
         .conversations
         .iter()
-        .flat_map(|c| {
-            c.segments
-                .iter()
-                .flat_map(|s| s.ids())
-                .map(move |id| (id, c.id.as_str()))
-        })
+        .flat_map(|c| c.segment_ids().map(move |id| (id, c.id.as_str())))
         .collect();
     let drops: Vec<GuardDrop> = rows
         .iter()

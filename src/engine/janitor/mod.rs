@@ -180,7 +180,7 @@ pub fn schedule(
         // Each speech segment's conversation, and each conversation's fate.
         let mut conversation_of = HashMap::new();
         for c in &timeline.conversations {
-            for id in c.segments.iter().flat_map(|s| s.ids()) {
+            for id in c.segment_ids() {
                 conversation_of.insert(id, c.id.clone());
             }
         }

@@ -51,7 +51,7 @@ pub fn again(
     push: &PushOptions,
     ctx: &Ctx,
 ) -> Result<AgainReport, TranscribeError> {
-    let ids: Vec<i64> = conv.segments.iter().flat_map(|s| s.ids()).collect();
+    let ids: Vec<i64> = conv.segment_ids().collect();
     let pushed = pushed_copy(ledger, &opts.rules, &conv.id, push)?;
     ledger.reset_transcripts(&ids)?;
     let only: HashSet<i64> = ids.iter().copied().collect();
@@ -59,11 +59,7 @@ pub fn again(
     let after = ledger.timeline(&opts.rules)?;
     let mut now: Vec<String> = Vec::new();
     for c in &after.conversations {
-        if c.segments
-            .iter()
-            .flat_map(|s| s.ids())
-            .any(|id| only.contains(&id))
-        {
+        if c.segment_ids().any(|id| only.contains(&id)) {
             now.push(c.id.clone());
         }
     }
