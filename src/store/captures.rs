@@ -287,14 +287,16 @@ impl LedgerReader {
     ) -> Result<Vec<(CaptureRow, Vec<RunRow>)>, StoreError> {
         let ids: Vec<i64> = self
             .conn
-            .prepare(
+            .prepare(&format!(
+                // A run's end as `Run::end` reckons it (`samples_to_ms`).
                 "SELECT r.capture_id FROM runs r JOIN captures c ON c.id = r.capture_id
                  WHERE c.device = ?1
-                   AND r.start_ms + r.samples * 1000 / 16000 BETWEEN ?2 AND ?3
+                   AND r.start_ms + r.samples * 1000 / {rate} BETWEEN ?2 AND ?3
                    AND r.run_index =
                        (SELECT MAX(run_index) FROM runs m WHERE m.capture_id = r.capture_id)
                  ORDER BY r.capture_id",
-            )
+                rate = crate::audio::TARGET_RATE
+            ))
             .and_then(|mut stmt| {
                 stmt.query_map(rusqlite::params![device, from.0, to.0], |r| r.get(0))?
                     .collect()
